@@ -1,0 +1,33 @@
+import type {CheckpointRecord, CheckpointState, Generation, Job, JobEvent, JobState, MetricPoint} from './types';
+
+/**
+ * The coordinator's durable state (design.md §2: it can restart at any time).
+ * One implementation (SQLite) lives in ../store/; every method is synchronous because
+ * better-sqlite3 is, which keeps the coordinator's state machine free of interleavings.
+ */
+export interface JobStore {
+  insertJob(job: Job): void;
+  getJob(id: string): Job | undefined;
+  /** Newest first. */
+  listJobs(filter?: {states?: JobState[]; limit?: number}): Job[];
+  /** Patch the mutable fields of a job; throws if the id is unknown. */
+  updateJob(id: string, patch: Partial<Omit<Job, 'id' | 'spec' | 'specHash' | 'submittedAtMs'>>): Job;
+
+  upsertGeneration(jobId: string, gen: Generation): void;
+  listGenerations(jobId: string): Generation[];
+
+  addCheckpoint(rec: CheckpointRecord): void;
+  setCheckpointState(jobId: string, step: number, state: CheckpointState): void;
+  /** Ascending by step. */
+  listCheckpoints(jobId: string, opts?: {states?: CheckpointState[]}): CheckpointRecord[];
+
+  /** Keeps at most `maxPoints` per job (oldest dropped). */
+  appendMetrics(jobId: string, points: MetricPoint[], maxPoints: number): void;
+  listMetrics(jobId: string, opts?: {sinceStep?: number; limit?: number}): MetricPoint[];
+
+  /** Assigns seq; returns the stored event. */
+  appendEvent(ev: Omit<JobEvent, 'seq'>): JobEvent;
+  listEvents(jobId: string, opts?: {afterSeq?: number; limit?: number}): JobEvent[];
+
+  close(): void;
+}

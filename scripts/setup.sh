@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the project needs, once: node modules, the Python venv with the worker,
+# generated protobuf code, and the TypeScript build. Fast when everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_RETRIES="${PIP_RETRIES:-0}"   # an unreachable index must fail fast, not stall
+PY="${PYTHON:-python3}"
+
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+node_hash=$(hash_of package.json package-lock.json)
+if ! stamp_ok node_modules/.byol-stamp "$node_hash"; then
+  echo "setup: installing node modules (npm ci, about 90 s: better-sqlite3 compiles)"
+  npm ci --no-audit --no-fund
+  echo "$node_hash" > node_modules/.byol-stamp
+fi
+
+py_hash=$(hash_of worker-py/requirements-dev.txt worker-py/pyproject.toml)
+if ! stamp_ok .venv/.byol-stamp "$py_hash"; then
+  echo "setup: creating the Python venv (.venv) with the worker (about 40 s)"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r worker-py/requirements-dev.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e worker-py
+  echo "$py_hash" > .venv/.byol-stamp
+fi
+
+bash scripts/gen-proto.sh
+npx tsc -p . --incremental --tsBuildInfoFile dist/.tsbuildinfo
