@@ -1,0 +1,64 @@
+/**
+ * Plain-data forms of the agent <-> coordinator wire messages (proto/byol/v1/agent.proto).
+ * transport/codec.ts converts to and from protobuf; nothing else sees protobuf types.
+ */
+import type {ScheduleState} from '../domain/types';
+
+export type TrainerStateName =
+  | 'UNSPECIFIED' | 'STARTING' | 'RUNNING' | 'SUCCEEDED' | 'PREEMPTED' | 'FAILED' | 'ABORTED';
+
+export interface DeviceInfo {id: string; kind: string; name: string; memoryBytes: number}
+
+export interface RunningTrainerInfo {jobId: string; generation: number; rank: number; deviceId: string; step: number}
+
+export interface HelloMsg {
+  agentId: string;
+  host: string;
+  devices: DeviceInfo[];
+  versions: Record<string, string>;
+  running: RunningTrainerInfo[];
+}
+
+export interface TrainerStatusMsg {
+  jobId: string; generation: number; rank: number; state: TrainerStateName;
+  exitCode: number; message: string; step: number;
+}
+export interface ProgressMsg {jobId: string; generation: number; rank: number; step: number; epoch: number}
+export interface CheckpointReportMsg {
+  jobId: string; generation: number; step: number; ok: boolean;
+  path: string; bytes: number; sha256: string; error: string;
+}
+export interface RendezvousReadyMsg {jobId: string; generation: number; address: string}
+export interface AgentEventMsg {jobId: string; generation: number; level: string; message: string}
+
+export type AgentMsg =
+  | {kind: 'hello'; hello: HelloMsg}
+  | {kind: 'heartbeat'; sentUnixMs: number}
+  | {kind: 'trainer'; trainer: TrainerStatusMsg}
+  | {kind: 'progress'; progress: ProgressMsg}
+  | {kind: 'checkpoint'; checkpoint: CheckpointReportMsg}
+  | {kind: 'rendezvous'; rendezvous: RendezvousReadyMsg}
+  | {kind: 'event'; event: AgentEventMsg};
+
+export interface AssignmentMsg {
+  jobId: string;
+  generation: number;
+  rank: number;
+  worldSize: number;
+  deviceId: string;
+  hostRendezvous: boolean;
+  rendezvousAddress: string;
+  specJson: string;
+  schedule: ScheduleState;
+  resumeCheckpoint: string;
+  checkpointDir: string;
+  telemetryAddress: string;
+  stopAtStep: number;
+}
+
+export type CommandName = 'CHECKPOINT_NOW' | 'STOP_AT_STEP' | 'ABORT';
+
+export type CoordinatorMsg =
+  | {kind: 'welcome'; agentId: string; heartbeatIntervalMs: number; telemetryAddress: string}
+  | {kind: 'assign'; assign: AssignmentMsg}
+  | {kind: 'command'; jobId: string; generation: number; command: CommandName; step: number};

@@ -1,0 +1,3 @@
+export {startApiServer, type ApiServer, type ApiServerOptions} from './server';
+export {toHttpError, HttpError, type ErrorBody} from './http-errors';
+export {openApiDocument} from './openapi';

@@ -1,0 +1,107 @@
+/** The REST server (design.md §3) on node:http: routing, auth, JSON replies and errors in one place. */
+import {createServer as createHttpServer, type IncomingMessage, type ServerResponse} from 'node:http';
+import {createServer as createHttpsServer} from 'node:https';
+import type {AddressInfo} from 'node:net';
+import type {Registry} from 'prom-client';
+import type {Logger} from 'pino';
+import type {CoordinatorApi} from '../domain/coordinator-api';
+import {checkWriteAccess, isLoopbackHost, tokenRequired} from './auth';
+import {MAX_BODY_BYTES} from './body';
+import {HttpError, toHttpError} from './http-errors';
+import type {Reply} from './router';
+import {buildRoutes, fallbackRegistry} from './routes';
+
+export interface ApiServerOptions {
+  api: CoordinatorApi;
+  logger: Logger;
+  /** Listen address. Default '127.0.0.1'; a non-loopback address requires the token on state changes. */
+  host?: string;
+  /** Port; default 8080; 0 = any free port. */
+  port?: number;
+  /** Bearer token for POST/DELETE (BYOL_API_TOKEN). Default: none (loopback only). */
+  token?: string;
+  /** Python with byol_worker installed, for /export. Default 'python3'. */
+  pythonBin?: string;
+  /** Prometheus registry served at /metrics. Default: a registry with jobs by state. */
+  registry?: Registry;
+  /** Largest request body. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Keep-alive comment interval on event streams. Default 15000 ms. */
+  sseKeepAliveMs?: number;
+  /** Longest an export may run. Default 600000 ms. */
+  exportTimeoutMs?: number;
+  /** PEM certificate and key: serve HTTPS instead of HTTP (design.md §11). Default: plain HTTP. */
+  tls?: {cert: string | Buffer; key: string | Buffer};
+}
+
+export interface ApiServer {
+  /** e.g. "http://127.0.0.1:8080" */
+  url: string;
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy(); // a streaming reply broke midway; the client sees a cut connection
+    return;
+  }
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, {'content-type': 'application/json; charset=utf-8', ...headers, 'content-length': String(Buffer.byteLength(text))});
+  res.end(text);
+}
+
+export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
+  const host = o.host ?? '127.0.0.1';
+  const log = o.logger.child({module: 'rest'});
+  const policy = {host, token: o.token};
+  const router = buildRoutes({
+    api: o.api, logger: log, pythonBin: o.pythonBin ?? 'python3', registry: o.registry ?? fallbackRegistry(o.api),
+    maxBodyBytes: o.maxBodyBytes ?? MAX_BODY_BYTES, sseKeepAliveMs: o.sseKeepAliveMs ?? 15000,
+    exportTimeoutMs: o.exportTimeoutMs ?? 600000, version: '0.1.0',
+  });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    try {
+      const m = router.match(req.method ?? 'GET', url.pathname);
+      if (m.kind === 'not-found') throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}; see /openapi.json`);
+      if (m.kind === 'method-not-allowed') {
+        res.setHeader('allow', m.allow.join(', '));
+        throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}; use ${m.allow.join(' or ')}`);
+      }
+      if (m.write) checkWriteAccess(req, policy);
+      const reply: Reply | undefined = await m.handler({req, res, params: m.params, query: url.searchParams});
+      if (reply) send(res, reply.status ?? 200, reply.body ?? null, reply.headers);
+    } catch (err) {
+      const {status, body} = toHttpError(err);
+      if (status >= 500) log.error({err, method: req.method, path: url.pathname}, 'request failed');
+      else log.debug({method: req.method, path: url.pathname, status, error: body.error}, 'request refused');
+      send(res, status, body);
+    }
+  };
+
+  const listener = (req: IncomingMessage, res: ServerResponse) => void handle(req, res);
+  const server = o.tls ? createHttpsServer({cert: o.tls.cert, key: o.tls.key}, listener) : createHttpServer(listener);
+  server.requestTimeout = 0; // event streams and exports stay open; bodies are bounded by size instead
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 8080, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  if (!isLoopbackHost(host) && o.token === undefined) {
+    log.warn({host, port}, 'REST listens beyond loopback without BYOL_API_TOKEN: submit and cancel are refused until a token is set');
+  }
+  log.info({host, port, tls: Boolean(o.tls), tokenRequired: tokenRequired(policy)}, 'REST API listening');
+  return {
+    url: `${o.tls ? 'https' : 'http'}://${urlHost}:${port}`,
+    host,
+    port,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections(); // ends open event streams, so close() does not wait for clients
+    }),
+  };
+}

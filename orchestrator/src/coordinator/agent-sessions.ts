@@ -1,0 +1,98 @@
+/**
+ * The coordinator side of each agent stream: Hello -> Welcome and registration (re-attaching
+ * trainers a restarted coordinator finds running), heartbeats, dispatch of reports, and loss
+ * (stream closed, heartbeat timeout, or the launcher saw the agent go).
+ */
+import type {AgentConnection, AgentStreamHandler} from '../agents/agent-connection';
+import type {AgentMsg, HelloMsg} from '../agents/agent-messages';
+import {sendAll, type CoordinatorContext} from './context';
+import {endGeneration} from './lifecycle';
+import {onAgentEvent, onCheckpoint, onProgress, onRendezvous, onTrainerStatus} from './trainer-reports';
+
+export function agentStreamHandler(ctx: CoordinatorContext): AgentStreamHandler {
+  return {
+    onOpen(conn: AgentConnection) {
+      let agentId: string | null = null;
+      return {
+        onMessage(msg: AgentMsg) {
+          if (agentId === null) {
+            if (msg.kind !== 'hello') {
+              conn.close('the first message on the stream must be Hello');
+              return;
+            }
+            agentId = msg.hello.agentId;
+            onHello(ctx, conn, msg.hello);
+            return;
+          }
+          ctx.agents.touch(agentId);
+          dispatch(ctx, agentId, msg);
+        },
+        onClose(reason: string) {
+          if (ctx.closing) return; // a coordinator restart: agents re-attach to the next one
+          if (agentId !== null && ctx.agents.get(agentId)?.conn === conn) agentLost(ctx, agentId, reason);
+        },
+      };
+    },
+  };
+}
+
+function dispatch(ctx: CoordinatorContext, agentId: string, msg: AgentMsg): void {
+  switch (msg.kind) {
+    case 'heartbeat': return;
+    case 'rendezvous': return onRendezvous(ctx, msg.rendezvous);
+    case 'trainer': return onTrainerStatus(ctx, agentId, msg.trainer);
+    case 'progress': return onProgress(ctx, msg.progress);
+    case 'checkpoint': return onCheckpoint(ctx, msg.checkpoint);
+    case 'event': return onAgentEvent(ctx, agentId, msg.event);
+    case 'hello': ctx.log.warn({agentId}, 'second Hello on one stream ignored'); return;
+  }
+}
+
+function onHello(ctx: CoordinatorContext, conn: AgentConnection, hello: HelloMsg): void {
+  if (!hello.agentId) {
+    conn.close('Hello.agent_id is empty; start the agent with --agent-id or let it pick one');
+    return;
+  }
+  const old = ctx.agents.join(hello, conn);
+  old?.close('replaced by a newer stream of the same agent');
+  ctx.draining.delete(hello.agentId);
+  conn.send({kind: 'welcome', agentId: hello.agentId, heartbeatIntervalMs: ctx.knobs.heartbeatIntervalMs, telemetryAddress: ctx.telemetryAddress});
+  ctx.log.info({agentId: hello.agentId, host: hello.host, devices: hello.devices.map((d) => d.id), running: hello.running.length}, 'agent joined');
+  reattach(ctx, hello);
+  ctx.requestSchedule();
+}
+
+/** Trainers the agent still runs: keep those of the current generation, abort the rest. */
+function reattach(ctx: CoordinatorContext, hello: HelloMsg): void {
+  for (const t of hello.running) {
+    const run = ctx.runs.get(t.jobId);
+    const slot = run?.accepts(t.jobId, t.generation) ? run.ranks[t.rank] : undefined;
+    if (run && slot && slot.agentId === hello.agentId) {
+      ctx.agents.assign(hello.agentId, t.deviceId, {jobId: t.jobId, generation: t.generation, rank: t.rank});
+      slot.deviceId = t.deviceId;
+      slot.step = Math.max(slot.step, t.step);
+      if (slot.state === 'UNSPECIFIED') slot.state = 'RUNNING';
+      if (run.phase === 'reattaching' && run.ranks.every((r) => r.state !== 'UNSPECIFIED')) {
+        run.phase = 'assigned';
+        ctx.events.emit(t.jobId, 'info', 'generation', `generation ${t.generation}: all ${run.worldSize} rank(s) re-attached after a coordinator restart`);
+      }
+      continue;
+    }
+    ctx.log.info({agentId: hello.agentId, jobId: t.jobId, generation: t.generation}, 'aborting a trainer of a generation that is no longer current');
+    sendAll(ctx, [{agentId: hello.agentId, msg: {kind: 'command', jobId: t.jobId, generation: t.generation, command: 'ABORT', step: 0}}]);
+  }
+}
+
+/** The agent is gone: its generations end (fault), its devices are freed. */
+export function agentLost(ctx: CoordinatorContext, agentId: string, reason: string): void {
+  const rec = ctx.agents.get(agentId);
+  rec?.conn?.close(`agent considered lost: ${reason}`);
+  ctx.agents.remove(agentId);
+  const wasDraining = ctx.draining.delete(agentId);
+  ctx.log.warn({agentId, reason, wasDraining}, 'agent lost');
+  for (const run of [...ctx.runs.values()]) {
+    if (!run.agentIds().includes(agentId) || run.phase === 'ended') continue;
+    endGeneration(ctx, run, 'worker-lost', `agent ${agentId} lost: ${reason}`);
+  }
+  ctx.requestSchedule();
+}

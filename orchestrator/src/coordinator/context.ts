@@ -1,0 +1,57 @@
+/** What the coordinator's modules share: stores, registries, the live generations, knobs. */
+import type {Logger} from 'pino';
+import type {AgentRegistry} from '../agents/agent-registry';
+import type {CheckpointRegistry} from '../checkpoints/checkpoint-registry';
+import type {Launcher} from '../domain/launcher';
+import type {JobStore} from '../domain/store';
+import type {GenerationRun, Outgoing} from '../rendezvous/generation-run';
+import type {CoordinatorMetrics} from '../telemetry/prom-metrics';
+import type {TelemetryIngest} from '../telemetry/ingest';
+import type {EventBus} from './event-bus';
+
+export interface CoordinatorKnobs {
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  metricsMaxPoints: number;
+  checkpointRoot: string;
+  dataRoots: string[];
+  /** How long rank 0's agent has to answer RendezvousReady. */
+  rendezvousTimeoutMs: number;
+  /** After a coordinator restart: how long running generations wait for their agents to re-attach. */
+  reattachGraceMs: number;
+  /** How long a device waits for its aborted trainer's end report before it is reused anyway. */
+  settleTimeoutMs: number;
+  /** Generations in a row that end without progress before the job is FAILED. */
+  maxFruitlessGenerations: number;
+}
+
+export interface CoordinatorContext {
+  store: JobStore;
+  agents: AgentRegistry;
+  checkpoints: CheckpointRegistry;
+  launcher: Launcher;
+  telemetry: TelemetryIngest;
+  metrics: CoordinatorMetrics;
+  events: EventBus;
+  log: Logger;
+  knobs: CoordinatorKnobs;
+  /** host:port agents dial; tcp://host:port trainers push metrics to. */
+  grpcAddress: string;
+  telemetryAddress: string;
+  /** Current generation per job (only jobs with a live group). */
+  runs: Map<string, GenerationRun>;
+  /** When the fault that ended a job's last generation was detected (for recoverySeconds). */
+  faultAtMs: Map<string, number>;
+  /** Agents that announced they are going away (SIGTERM): not given new work. */
+  draining: Set<string>;
+  /** Set while shutting down: streams closing then are not agent losses. */
+  closing: boolean;
+  /** Ask for a scheduling round soon (coalesced). */
+  requestSchedule(): void;
+}
+
+export function sendAll(ctx: CoordinatorContext, out: Outgoing[]): void {
+  for (const o of out) {
+    if (!ctx.agents.send(o.agentId, o.msg)) ctx.log.debug({agentId: o.agentId, kind: o.msg.kind}, 'agent not connected; message not sent');
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * One scheduling round: gather jobs that need a group, the free devices, place gangs, start
+ * generations, and let the launcher bring agents for the jobs that still lack devices.
+ */
+import type {Job} from '../domain/types';
+import {localAgentId} from '../launchers/local';
+import {planRound, queueOrder, type Device, type PendingJob} from '../scheduler/placement';
+import type {CoordinatorContext} from './context';
+import {resourcesOf} from './job-plan';
+import {setState, startGeneration} from './lifecycle';
+
+const NEEDS_GROUP: Job['state'][] = ['QUEUED', 'RECOVERING', 'WAITING'];
+
+function pendingOf(job: Job): PendingJob {
+  const r = resourcesOf(job.spec);
+  return {
+    id: job.id, priority: job.priority, submittedAtMs: job.submittedAtMs, workers: r.workers,
+    minWorkers: r.minWorkers, globalBatch: r.globalBatch, resuming: job.state !== 'QUEUED',
+  };
+}
+
+/** Devices of agents the local launcher started for a job belong to that job. */
+function ownerOf(agentId: string, jobs: Job[]): string | undefined {
+  if (!agentId.startsWith('local-')) return undefined;
+  return jobs.find((j) => agentId.startsWith(localAgentId(j.id, 0).slice(0, -1)))?.id;
+}
+
+export function scheduleRound(ctx: CoordinatorContext): void {
+  const pendingJobs = ctx.store.listJobs({states: NEEDS_GROUP}).filter((j) => !ctx.runs.has(j.id));
+  if (pendingJobs.length === 0) return;
+  const allJobs = ctx.store.listJobs({states: ['QUEUED', 'SCHEDULED', 'RUNNING', 'RECOVERING', 'WAITING']});
+  const free: Device[] = ctx.agents.freeDevices()
+    .filter((d) => !ctx.draining.has(d.agentId))
+    .map((d) => {
+      const owner = ownerOf(d.agentId, allJobs);
+      return owner ? {agentId: d.agentId, deviceId: d.deviceId, ownerJobId: owner} : {agentId: d.agentId, deviceId: d.deviceId};
+    });
+  const placements = planRound(pendingJobs.map(pendingOf), free);
+  const placed = new Set<string>();
+  for (const p of placements) {
+    const job = ctx.store.getJob(p.jobId)!;
+    if (startGeneration(ctx, job, p.devices)) placed.add(job.id);
+  }
+  for (const job of queueOrder(pendingJobs.filter((j) => !placed.has(j.id)))) {
+    const fresh = ctx.store.getJob(job.id)!;
+    if (fresh.state === 'RECOVERING') {
+      const r = resourcesOf(fresh.spec);
+      setState(ctx, fresh.id, 'WAITING', `fewer than minWorkers (${r.minWorkers}) devices free; waiting for agents`);
+    }
+    if (fresh.state === 'QUEUED' || fresh.state === 'RECOVERING' || fresh.state === 'WAITING') {
+      const r = resourcesOf(fresh.spec);
+      ctx.launcher.ensureAgents({jobId: fresh.id, workers: r.workers, spec: fresh.spec, coordinatorAddress: ctx.grpcAddress})
+        .catch((err) => ctx.events.emit(fresh.id, 'error', 'launcher', `could not start agents: ${(err as Error).message}`));
+    }
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * startCoordinator: opens the store, binds gRPC (agents) and ZeroMQ (telemetry), restores jobs,
+ * and runs the scheduler and the heartbeat watchdog. Everything stops with close().
+ */
+import {existsSync} from 'node:fs';
+import {hostname} from 'node:os';
+import {join, resolve} from 'node:path';
+import type {Registry} from 'prom-client';
+import type {Logger} from 'pino';
+import {AgentRegistry} from '../agents/agent-registry';
+import {CheckpointRegistry} from '../checkpoints/checkpoint-registry';
+import type {CoordinatorApi} from '../domain/coordinator-api';
+import type {Launcher} from '../domain/launcher';
+import {createLauncher, type LauncherName} from '../launchers/create-launcher';
+import {createLogger} from '../log/logger';
+import {openStore} from '../store';
+import {CoordinatorMetrics} from '../telemetry/prom-metrics';
+import {TelemetryIngest} from '../telemetry/ingest';
+import {startGrpcServer} from '../transport/grpc-server';
+import {agentLost, agentStreamHandler} from './agent-sessions';
+import type {CoordinatorContext, CoordinatorKnobs} from './context';
+import {Coordinator} from './coordinator';
+import {EventBus} from './event-bus';
+import {restoreFromStore} from './restore';
+import {scheduleRound} from './scheduling';
+import {staleReports} from './trainer-reports';
+
+export interface CoordinatorOptions {
+  /** SQLite file. Default `./.byol/store.db`. */
+  storePath?: string;
+  /** Checkpoints go under `<checkpointRoot>/<jobId>/`. Default `./.byol/checkpoints`. */
+  checkpointRoot?: string;
+  /** Specs may only name data under these folders; relative paths resolve against the first. Default: none (any path). */
+  dataRoots?: string[];
+  /** Token agents present as `authorization: Bearer <token>`. Required. */
+  agentToken: string;
+  /** 'local' (spawn agents here), 'external' (they come by themselves), 'kubernetes', or a Launcher. Default 'local'. */
+  launcher?: LauncherName | Launcher;
+  /** gRPC bind host. Default '0.0.0.0'. */
+  grpcHost?: string;
+  /** gRPC port; 0 = any free port. Default 50051. */
+  grpcPort?: number;
+  /** Telemetry (ZeroMQ PULL) port; 0 = any. Default 5555. */
+  telemetryPort?: number;
+  /** Host agents and trainers use to reach this coordinator. Default: 127.0.0.1 when bound to loopback, else the hostname. */
+  advertiseHost?: string;
+  /** Heartbeat interval agents are told to use. Default 1000. */
+  heartbeatIntervalMs?: number;
+  /** A stream silent this long means the agent is lost. Default 5000. */
+  heartbeatTimeoutMs?: number;
+  /** Aggregated metric points kept per job. Default 100000. */
+  metricsMaxPoints?: number;
+  /** How long rank 0's agent has to host the rendezvous store. Default 60000. */
+  rendezvousTimeoutMs?: number;
+  /** After a restart, how long running generations wait for their agents. Default 3 x heartbeatTimeoutMs. */
+  reattachGraceMs?: number;
+  /** How long a device waits for its aborted trainer to report its end before reuse. Default 15000. */
+  settleTimeoutMs?: number;
+  /** Python for local agents. Default `<repo>/.venv/bin/python` if present, else python3. */
+  pythonBin?: string;
+  /** Default: createLogger(). */
+  logger?: Logger;
+}
+
+export interface RunningCoordinator {
+  api: CoordinatorApi;
+  /** host:port agents dial. */
+  grpcAddress: string;
+  /** tcp://host:port trainers push metrics to. */
+  telemetryAddress: string;
+  registry: Registry;
+  close(): Promise<void>;
+}
+
+const REPO_ROOT = resolve(__dirname, '..', '..', '..', ...(__dirname.includes(`${join('dist', 'orchestrator')}`) ? ['..'] : []));
+
+export function defaultPythonBin(): string {
+  const venv = join(REPO_ROOT, '.venv', 'bin', 'python');
+  return existsSync(venv) ? venv : 'python3';
+}
+
+export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
+  if (!options.agentToken) throw new Error('agentToken is required (set BYOL_AGENT_TOKEN); agents must present it to join');
+  const log = options.logger ?? createLogger();
+  const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
+  const knobs: CoordinatorKnobs = {
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
+    heartbeatTimeoutMs,
+    metricsMaxPoints: options.metricsMaxPoints ?? 100_000,
+    checkpointRoot: resolve(options.checkpointRoot ?? join('.byol', 'checkpoints')),
+    dataRoots: (options.dataRoots ?? []).map((r) => resolve(r)),
+    rendezvousTimeoutMs: options.rendezvousTimeoutMs ?? 60_000,
+    reattachGraceMs: options.reattachGraceMs ?? 3 * heartbeatTimeoutMs,
+    settleTimeoutMs: options.settleTimeoutMs ?? 15_000,
+    maxFruitlessGenerations: 5,
+  };
+  const grpcHost = options.grpcHost ?? '0.0.0.0';
+  const advertise = options.advertiseHost ?? (grpcHost === '127.0.0.1' || grpcHost === 'localhost' ? '127.0.0.1' : hostname());
+  const pythonBin = options.pythonBin ?? defaultPythonBin();
+  const store = openStore(options.storePath ?? join('.byol', 'store.db'));
+  const launcher = typeof options.launcher === 'object'
+    ? options.launcher
+    : await createLauncher(options.launcher ?? 'local', {pythonBin, agentToken: options.agentToken, logger: log, cwd: REPO_ROOT});
+
+  let scheduled = false;
+  let closed = false;
+  const requestSchedule = () => {
+    if (scheduled || closed) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      if (closed) return;
+      try {
+        scheduleRound(ctx);
+      } catch (err) {
+        log.error({err}, 'scheduling round failed; will retry on the next event');
+      }
+    });
+  };
+  const telemetry = new TelemetryIngest({
+    host: grpcHost, port: options.telemetryPort ?? 5555, logger: log,
+    onBatch: (jobId, points) => {
+      if (!store.getJob(jobId)) return;
+      store.appendMetrics(jobId, points, knobs.metricsMaxPoints);
+      for (const p of points) metrics.observe(jobId, p);
+    },
+  });
+  const agents = new AgentRegistry();
+  const metrics = new CoordinatorMetrics(
+    () => ({...telemetry.aggregator.counters, malformed: telemetry.malformed}),
+    () => agents.list().filter((a) => a.connected).length,
+    () => {
+      const out: Record<string, number> = {};
+      for (const j of store.listJobs()) out[j.state] = (out[j.state] ?? 0) + 1;
+      return out;
+    },
+  );
+  const ctx: CoordinatorContext = {
+    store, launcher, log, knobs, agents, telemetry, metrics, requestSchedule,
+    events: new EventBus(store, log.child({module: 'jobs'})),
+    checkpoints: new CheckpointRegistry(store, log),
+    runs: new Map(), faultAtMs: new Map(), draining: new Set(),
+    grpcAddress: '', telemetryAddress: '', closing: false,
+  };
+
+  let grpc;
+  try {
+    const tele = await ctx.telemetry.start();
+    ctx.telemetryAddress = `tcp://${advertise}:${ctx.telemetry.port}`;
+    grpc = await startGrpcServer({host: grpcHost, port: options.grpcPort ?? 50051, agentToken: options.agentToken, logger: log, handler: agentStreamHandler(ctx)});
+    ctx.grpcAddress = `${advertise}:${grpc.port}`;
+    log.debug({tele}, 'telemetry bound');
+  } catch (err) {
+    await ctx.telemetry.close().catch(() => undefined);
+    store.close();
+    throw err;
+  }
+
+  launcher.onLoss((loss) => {
+    if (loss.agentId && ctx.agents.get(loss.agentId)) agentLost(ctx, loss.agentId, `launcher: ${loss.reason}`);
+    else ctx.requestSchedule();
+  });
+  restoreFromStore(ctx);
+  const watchdog = setInterval(() => {
+    for (const id of ctx.agents.silent(knobs.heartbeatTimeoutMs)) agentLost(ctx, id, `no message for ${knobs.heartbeatTimeoutMs} ms`);
+    ctx.requestSchedule();
+  }, Math.max(50, Math.min(knobs.heartbeatIntervalMs, knobs.heartbeatTimeoutMs / 4)));
+  watchdog.unref();
+  ctx.requestSchedule();
+  log.info({grpc: ctx.grpcAddress, telemetry: ctx.telemetryAddress, launcher: launcher.name}, 'coordinator ready');
+
+  const grpcServer = grpc;
+  return {
+    api: new Coordinator(ctx, () => !closed),
+    grpcAddress: ctx.grpcAddress,
+    telemetryAddress: ctx.telemetryAddress,
+    registry: ctx.metrics.registry,
+    async close() {
+      if (closed) return;
+      closed = true;
+      ctx.closing = true;
+      clearInterval(watchdog);
+      await grpcServer.close();
+      await ctx.telemetry.close();
+      await launcher.close();
+      store.close();
+      log.info({staleReports: staleReports.count}, 'coordinator stopped');
+    },
+  };
+}

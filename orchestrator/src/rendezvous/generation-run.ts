@@ -1,0 +1,122 @@
+/**
+ * One generation of a job's rank group (docs/internals.md, steps 3-6): two-phase assignment
+ * (rank 0's agent hosts the TCPStore and answers RendezvousReady, then every rank is assigned
+ * with the address), per-rank trainer state, and fencing: messages of another generation are
+ * not this run's business.
+ */
+import type {AssignmentMsg, CoordinatorMsg, TrainerStateName} from '../agents/agent-messages';
+import type {ScheduleState} from '../domain/types';
+
+export type GenerationPhase = 'rendezvous' | 'assigned' | 'reattaching' | 'ended';
+
+export interface RankSlot {
+  rank: number;
+  agentId: string;
+  deviceId: string;
+  state: TrainerStateName;
+  step: number;
+  exitCode: number;
+  message: string;
+}
+
+export interface GenerationPlan {
+  jobId: string;
+  generation: number;
+  ranks: {agentId: string; deviceId: string}[];
+  schedule: ScheduleState;
+  specJson: string;
+  resumeCheckpoint: string;
+  resumeStep: number;
+  checkpointDir: string;
+  telemetryAddress: string;
+}
+
+export type Outgoing = {agentId: string; msg: CoordinatorMsg};
+
+const TERMINAL: TrainerStateName[] = ['SUCCEEDED', 'PREEMPTED', 'FAILED', 'ABORTED'];
+export const isTerminal = (s: TrainerStateName): boolean => TERMINAL.includes(s);
+
+export class GenerationRun {
+  phase: GenerationPhase;
+  rendezvousAddress = '';
+  readonly ranks: RankSlot[];
+  readonly startedAtMs: number;
+  firstProgressSeen = false;
+
+  constructor(readonly plan: GenerationPlan, opts: {reattaching?: boolean; nowMs?: number} = {}) {
+    this.phase = opts.reattaching ? 'reattaching' : 'rendezvous';
+    this.startedAtMs = opts.nowMs ?? Date.now();
+    this.ranks = plan.ranks.map((r, rank) => ({
+      rank, agentId: r.agentId, deviceId: r.deviceId, state: 'UNSPECIFIED', step: plan.resumeStep, exitCode: 0, message: '',
+    }));
+  }
+
+  get jobId(): string { return this.plan.jobId; }
+  get generation(): number { return this.plan.generation; }
+  get worldSize(): number { return this.ranks.length; }
+
+  /** Fencing: true only for messages of this very generation. */
+  accepts(jobId: string, generation: number): boolean {
+    return jobId === this.plan.jobId && generation === this.plan.generation && this.phase !== 'ended';
+  }
+
+  private assignment(rank: number, hostRendezvous: boolean, address: string): AssignmentMsg {
+    const p = this.plan;
+    return {
+      jobId: p.jobId, generation: p.generation, rank, worldSize: this.worldSize, deviceId: this.ranks[rank].deviceId,
+      hostRendezvous, rendezvousAddress: address, specJson: p.specJson, schedule: p.schedule,
+      resumeCheckpoint: p.resumeCheckpoint, checkpointDir: p.checkpointDir, telemetryAddress: p.telemetryAddress,
+      stopAtStep: 0,
+    };
+  }
+
+  /** Phase 1: ask rank 0's agent to host the rendezvous store. */
+  begin(): Outgoing[] {
+    return [{agentId: this.ranks[0].agentId, msg: {kind: 'assign', assign: this.assignment(0, true, '')}}];
+  }
+
+  /** Phase 2: the store is up; assign every rank (rank 0 again, now with the address = start). */
+  onRendezvousReady(address: string): Outgoing[] {
+    if (this.phase !== 'rendezvous') return [];
+    this.rendezvousAddress = address;
+    this.phase = 'assigned';
+    return this.ranks.map((r) => ({
+      agentId: r.agentId,
+      msg: {kind: 'assign', assign: this.assignment(r.rank, r.rank === 0, address)},
+    }));
+  }
+
+  /** Records a trainer state; returns the slot, or undefined for a rank this run does not have. */
+  updateRank(rank: number, state: TrainerStateName, step: number, exitCode = 0, message = ''): RankSlot | undefined {
+    const slot = this.ranks[rank];
+    if (!slot) return undefined;
+    if (isTerminal(slot.state)) return slot; // a late duplicate never revives a rank
+    slot.state = state;
+    if (step > 0) slot.step = Math.max(slot.step, step);
+    slot.exitCode = exitCode;
+    slot.message = message;
+    return slot;
+  }
+
+  allIn(...states: TrainerStateName[]): boolean {
+    return this.ranks.every((r) => states.includes(r.state));
+  }
+
+  /** Abort commands for the ranks still alive (their agents kill trainers and the TCPStore). */
+  abortLive(): Outgoing[] {
+    const agents = new Set(this.ranks.filter((r) => !isTerminal(r.state)).map((r) => r.agentId));
+    if (this.phase === 'rendezvous') agents.add(this.ranks[0].agentId);
+    return [...agents].map((agentId) => ({
+      agentId, msg: {kind: 'command', jobId: this.jobId, generation: this.generation, command: 'ABORT', step: 0},
+    }));
+  }
+
+  /** Steps completed: ranks move in lockstep, so the furthest report is the group's step. */
+  progressStep(): number {
+    return Math.max(...this.ranks.map((r) => r.step));
+  }
+
+  agentIds(): string[] {
+    return this.ranks.map((r) => r.agentId);
+  }
+}

@@ -1,0 +1,1 @@
+export {SqliteStore, openStore, migrate} from './sqlite-store';

@@ -1,0 +1,132 @@
+/**
+ * Per-step aggregation across ranks (design.md §9): mean loss, total images/s, slowest rank's
+ * step and data time. A step is emitted once every rank of the generation reported it, or after
+ * `stepTimeoutMs` with the ranks that did. Frames of other generations are dropped and counted.
+ */
+import type {MetricPoint} from '../domain/types';
+
+/** The fields of a decoded byol.v1.Metric the aggregator uses. */
+export interface RankMetric {
+  jobId: string; generation: number; rank: number; worldSize: number; step: number;
+  loss: number; tau: number; lr: number; stepTimeS: number; dataTimeS: number;
+  imagesPerSec: number; epoch: number; dropped: number; extra?: Record<string, number>;
+}
+
+interface Pending {
+  point: MetricPoint;
+  lossSum: number;
+  seen: Set<number>;
+  firstMs: number;
+}
+
+interface JobTrack {
+  generation: number;
+  worldSize: number;
+  pending: Map<number, Pending>;
+  lastEmittedStep: number;
+  latest: MetricPoint | null;
+  droppedByRank: Map<number, number>;
+}
+
+export interface AggregatorCounters {frames: number; stale: number; unknownJob: number; late: number}
+
+export class StepAggregator {
+  private readonly jobs = new Map<string, JobTrack>();
+  readonly counters: AggregatorCounters = {frames: 0, stale: 0, unknownJob: 0, late: 0};
+
+  constructor(private readonly onPoint: (jobId: string, p: MetricPoint) => void, private readonly stepTimeoutMs = 2000) {}
+
+  /** The current generation of a job; frames of any other generation are stale from now on. */
+  setGeneration(jobId: string, generation: number, worldSize: number): void {
+    const prev = this.jobs.get(jobId);
+    if (prev && prev.generation === generation) {
+      prev.worldSize = worldSize;
+      return;
+    }
+    if (prev) this.flushAll(prev, jobId);
+    this.jobs.set(jobId, {
+      generation, worldSize, pending: new Map(), lastEmittedStep: -1,
+      latest: prev?.latest ?? null, droppedByRank: new Map(),
+    });
+  }
+
+  forget(jobId: string): void {
+    const t = this.jobs.get(jobId);
+    if (t) this.flushAll(t, jobId);
+    this.jobs.delete(jobId);
+  }
+
+  latest(jobId: string): MetricPoint | null {
+    return this.jobs.get(jobId)?.latest ?? null;
+  }
+
+  /** Frames the trainers of a job dropped before sending (sum over ranks of the latest counts). */
+  droppedAtSource(jobId: string): number {
+    let n = 0;
+    for (const v of this.jobs.get(jobId)?.droppedByRank.values() ?? []) n += v;
+    return n;
+  }
+
+  add(m: RankMetric, nowMs: number): void {
+    this.counters.frames++;
+    const t = this.jobs.get(m.jobId);
+    if (!t) {
+      this.counters.unknownJob++;
+      return;
+    }
+    if (m.generation !== t.generation) {
+      this.counters.stale++;
+      return;
+    }
+    if (m.step <= t.lastEmittedStep && !t.pending.has(m.step)) {
+      this.counters.late++;
+      return;
+    }
+    t.droppedByRank.set(m.rank, m.dropped);
+    let p = t.pending.get(m.step);
+    if (!p) {
+      p = {
+        point: {
+          step: m.step, generation: m.generation, loss: 0, tau: m.tau, lr: m.lr, imagesPerSec: 0,
+          stepTimeS: -1, dataTimeS: 0, slowestRank: m.rank, ranks: 0, epoch: m.epoch, tMs: nowMs,
+        },
+        lossSum: 0, seen: new Set(), firstMs: nowMs,
+      };
+      t.pending.set(m.step, p);
+    }
+    if (p.seen.has(m.rank)) return; // a duplicate frame adds nothing
+    p.seen.add(m.rank);
+    const pt = p.point;
+    p.lossSum += m.loss;
+    pt.ranks = p.seen.size;
+    pt.loss = p.lossSum / pt.ranks;
+    pt.imagesPerSec += m.imagesPerSec;
+    if (m.stepTimeS > pt.stepTimeS) {
+      pt.stepTimeS = m.stepTimeS;
+      pt.slowestRank = m.rank;
+    }
+    pt.dataTimeS = Math.max(pt.dataTimeS, m.dataTimeS);
+    pt.epoch = Math.max(pt.epoch, m.epoch);
+    if (m.extra && Object.keys(m.extra).length > 0) pt.extra = {...pt.extra, ...m.extra};
+    if (p.seen.size >= t.worldSize) this.emit(t, m.jobId, m.step, p);
+  }
+
+  /** Emits steps that waited longer than the timeout (a rank dropped its frame). */
+  tick(nowMs: number): void {
+    for (const [jobId, t] of this.jobs) {
+      for (const [step, p] of t.pending) if (nowMs - p.firstMs >= this.stepTimeoutMs) this.emit(t, jobId, step, p);
+    }
+  }
+
+  private flushAll(t: JobTrack, jobId: string): void {
+    for (const [step, p] of [...t.pending].sort((a, b) => a[0] - b[0])) this.emit(t, jobId, step, p);
+  }
+
+  private emit(t: JobTrack, jobId: string, step: number, p: Pending): void {
+    t.pending.delete(step);
+    if (p.point.stepTimeS < 0) p.point.stepTimeS = 0;
+    t.lastEmittedStep = Math.max(t.lastEmittedStep, step);
+    if (!t.latest || step >= t.latest.step || t.latest.generation !== p.point.generation) t.latest = p.point;
+    this.onPoint(jobId, p.point);
+  }
+}

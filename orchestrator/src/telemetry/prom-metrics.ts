@@ -1,0 +1,50 @@
+/** Prometheus gauges for /metrics (the api helper serves the registry). */
+import {Counter, Gauge, Registry, collectDefaultMetrics} from 'prom-client';
+import type {MetricPoint} from '../domain/types';
+import type {AggregatorCounters} from './aggregator';
+
+export class CoordinatorMetrics {
+  readonly registry = new Registry();
+  private readonly loss: Gauge;
+  private readonly step: Gauge;
+  private readonly imgs: Gauge;
+  private readonly lr: Gauge;
+  private readonly tau: Gauge;
+  readonly recoveries: Counter;
+
+  constructor(counters: () => AggregatorCounters & {malformed: number}, agents: () => number, jobsByState: () => Record<string, number>) {
+    const r = this.registry;
+    collectDefaultMetrics({register: r, prefix: 'byol_coordinator_'});
+    const job = ['job'];
+    this.loss = new Gauge({name: 'byol_job_loss', help: 'mean BYOL loss over ranks at the latest step', labelNames: job, registers: [r]});
+    this.step = new Gauge({name: 'byol_job_step', help: 'latest global optimizer step with metrics', labelNames: job, registers: [r]});
+    this.imgs = new Gauge({name: 'byol_job_images_per_second', help: 'source images per second, all ranks', labelNames: job, registers: [r]});
+    this.lr = new Gauge({name: 'byol_job_learning_rate', help: 'learning rate at the latest step', labelNames: job, registers: [r]});
+    this.tau = new Gauge({name: 'byol_job_tau', help: 'EMA tau at the latest step', labelNames: job, registers: [r]});
+    this.recoveries = new Counter({name: 'byol_job_recoveries_total', help: 'generations ended by a fault', labelNames: job, registers: [r]});
+    new Gauge({
+      name: 'byol_telemetry_frames_total', help: 'telemetry frames received, by outcome', labelNames: ['outcome'], registers: [r],
+      collect() {
+        const c = counters();
+        this.set({outcome: 'received'}, c.frames);
+        this.set({outcome: 'stale_generation'}, c.stale);
+        this.set({outcome: 'unknown_job'}, c.unknownJob);
+        this.set({outcome: 'late'}, c.late);
+        this.set({outcome: 'malformed'}, c.malformed);
+      },
+    });
+    new Gauge({name: 'byol_agents_connected', help: 'agents with an open stream', registers: [r], collect() { this.set(agents()); }});
+    new Gauge({
+      name: 'byol_jobs', help: 'jobs by state', labelNames: ['state'], registers: [r],
+      collect() { for (const [s, n] of Object.entries(jobsByState())) this.set({state: s}, n); },
+    });
+  }
+
+  observe(jobId: string, p: MetricPoint): void {
+    this.loss.set({job: jobId}, p.loss);
+    this.step.set({job: jobId}, p.step);
+    this.imgs.set({job: jobId}, p.imagesPerSec);
+    this.lr.set({job: jobId}, p.lr);
+    this.tau.set({job: jobId}, p.tau);
+  }
+}

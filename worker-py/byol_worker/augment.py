@@ -1,0 +1,248 @@
+"""Batched on-device BYOL augmentations (byol-spec.md §5, official-code details).
+
+Random draws happen on the CPU for the whole global batch (`ViewAugment.sample`), so every rank
+slices the same parameters (`Params.slice`) and the views do not depend on the world size. The
+pixel work (`ViewAugment.apply`) runs batched on the device in float32:
+
+  random resized crop (one sample per image, no retries; w = round(sqrt(area*r)), h =
+  round(sqrt(area/r)), clipped) + horizontal flip, both folded into one affine grid, bicubic
+  resampling with grid_sample -> clip [0,1] -> colour jitter gated by one Bernoulli per image, its
+  four ops in a random order per image, clip after each (brightness ADDITIVE, contrast around each
+  channel's spatial mean, saturation and hue through a vectorised RGB<->HSV, as tf.image does) ->
+  grayscale (0.2989, 0.5870, 0.1140) -> separable Gaussian blur (radius int(size/10/2)) ->
+  solarize (x < 0.5 ? x : 1 - x) -> mean/std normalisation.
+
+Differences from the official code, on purpose: blur pads by reflection (official: zero 'SAME'
+padding, which darkens borders); PyTorch's bicubic uses a = -0.75 (TF: -0.5).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+_VIEW_KEYS = ("cropScale", "cropRatio", "flipProb", "jitterProb", "brightness", "contrast", "saturation",
+              "hue", "grayscaleProb", "blurProb", "blurSigma", "solarizeProb")
+_GRAY = (0.2989, 0.5870, 0.1140)
+BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
+
+
+@dataclass
+class Params:
+    """All random draws for n images (one row per image). Jitter params are neutral where the
+    Bernoulli gate was off; blur_sigma is 0 where no blur."""
+
+    crop_scale: torch.Tensor   # area fraction
+    crop_logratio: torch.Tensor
+    crop_ux: torch.Tensor      # offsets as uniforms in [0, 1)
+    crop_uy: torch.Tensor
+    flip: torch.Tensor         # bool
+    brightness: torch.Tensor   # additive delta, 0 = none
+    contrast: torch.Tensor     # factor, 1 = none
+    saturation: torch.Tensor   # factor, 1 = none
+    hue: torch.Tensor          # shift in turns, 0 = none
+    order: torch.Tensor        # [n, 4] op index at each position
+    gray: torch.Tensor         # bool
+    blur_sigma: torch.Tensor   # 0 = no blur
+    solarize: torch.Tensor     # bool
+
+    def __len__(self) -> int:
+        return self.crop_scale.shape[0]
+
+    def slice(self, start: int, stop: int) -> "Params":
+        return replace(self, **{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
+    def to(self, device: Any) -> "Params":
+        return replace(self, **{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
+
+    def hsv_positions(self) -> list[bool]:
+        """Which of the 4 jitter positions need the HSV round trip (skipped when nobody's does)."""
+        active = (self.saturation != 1) | (self.hue != 0)
+        if active.device.type != "cpu":
+            return [True] * 4  # deciding would cost a device sync; the round trip is correct anyway
+        o = self.order
+        return [bool((active & ((o[:, j] == SATURATION) | (o[:, j] == HUE))).any()) for j in range(4)]
+
+
+def _range(cfg: dict, key: str, lo_min: float = 0.0) -> tuple[float, float]:
+    lo, hi = (float(v) for v in cfg[key])
+    if not lo_min <= lo <= hi:
+        raise ValueError(f"augment view: {key} must be [lo, hi] with {lo_min} <= lo <= hi, got {cfg[key]}")
+    return lo, hi
+
+
+class ViewAugment:
+    """One view's augmentation (spec.augment.view1 or view2) to `image_size` square outputs."""
+
+    def __init__(self, view_cfg: dict[str, Any], image_size: int, normalize: dict[str, Any], name: str = "view"):
+        missing = [k for k in _VIEW_KEYS if k not in view_cfg]
+        if missing:
+            raise ValueError(f"augment.{name}: missing {', '.join(missing)} (resolve the spec with its presets first)")
+        if image_size < 1:
+            raise ValueError(f"data.imageSize: must be >= 1, got {image_size}")
+        c = view_cfg
+        self.size = int(image_size)
+        self.scale = _range(c, "cropScale")
+        if self.scale[1] > 1.0 or self.scale[0] <= 0:
+            raise ValueError(f"augment.{name}.cropScale: must lie in (0, 1], got {c['cropScale']}")
+        r = _range(c, "cropRatio", 1e-6)
+        self.logratio = (math.log(r[0]), math.log(r[1]))
+        self.sigma = _range(c, "blurSigma", 1e-6)
+        self.p = {k: float(c[k]) for k in ("flipProb", "jitterProb", "grayscaleProb", "blurProb", "solarizeProb")}
+        for k, v in self.p.items():
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"augment.{name}.{k}: must be in [0, 1], got {v}")
+        self.jitter = tuple(float(c[k]) for k in ("brightness", "contrast", "saturation", "hue"))
+        if min(self.jitter) < 0 or self.jitter[3] > 0.5:
+            raise ValueError(f"augment.{name}: brightness/contrast/saturation must be >= 0 and hue in [0, 0.5]")
+        self.mean = torch.tensor([float(v) for v in normalize["mean"]]).view(1, 3, 1, 1)
+        self.std = torch.tensor([float(v) for v in normalize["std"]]).view(1, 3, 1, 1)
+        self._consts: dict[torch.device, tuple[torch.Tensor, ...]] = {}  # per-device copies
+        if (self.std <= 0).any():
+            raise ValueError(f"augment.normalize.std: must be > 0, got {normalize['std']}")
+        self.blur_radius = int(self.size / 10 / 2)  # kernel size = size/10 [DM augmentations.py]
+
+    def sample(self, n: int, generator: torch.Generator) -> Params:
+        """Draw every random number for n images on the CPU, in a fixed order."""
+        g = generator
+
+        def u(lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
+            return lo + (hi - lo) * torch.rand(n, generator=g)
+
+        def bern(p: float) -> torch.Tensor:
+            return torch.rand(n, generator=g) < p
+
+        b, c, s, h = self.jitter
+        crop_scale, crop_logratio = u(*self.scale), u(*self.logratio)
+        crop_ux, crop_uy = u(), u()
+        flip = bern(self.p["flipProb"])
+        gate = bern(self.p["jitterProb"])
+        brightness, contrast, saturation, hue = u(-b, b), u(1 - c, 1 + c), u(1 - s, 1 + s), u(-h, h)
+        order = torch.argsort(torch.rand(n, 4, generator=g), dim=1)
+        gray = bern(self.p["grayscaleProb"])
+        blur = bern(self.p["blurProb"])
+        sigma = u(*self.sigma)
+        solarize = bern(self.p["solarizeProb"])
+        return Params(
+            crop_scale, crop_logratio, crop_ux, crop_uy, flip,
+            torch.where(gate, brightness, 0.0), torch.where(gate, contrast, 1.0),
+            torch.where(gate, saturation, 1.0), torch.where(gate, hue, 0.0), order,
+            gray, torch.where(blur, sigma, 0.0), solarize,
+        )
+
+    def apply(self, x: torch.Tensor, p: Params) -> torch.Tensor:
+        """uint8 NHWC batch (on the device) -> normalised float32 NCHW [n, 3, size, size]."""
+        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[-1] != 3:
+            raise ValueError(f"augment: expected a uint8 NHWC batch with 3 channels, got {x.dtype} {tuple(x.shape)}")
+        if x.shape[0] != len(p):
+            raise ValueError(f"augment: batch has {x.shape[0]} images but params were drawn for {len(p)}")
+        hsv_at = p.hsv_positions()
+        p = p.to(x.device)
+        img = x.permute(0, 3, 1, 2).float().div_(255.0)
+        out = self._crop_flip(img, p)
+        out = self._jitter(out, p, hsv_at)
+        gray_w, mean, std = self._on(out.device)
+        luma = (out * gray_w).sum(1, keepdim=True)
+        out = torch.where(p.gray.view(-1, 1, 1, 1), luma.expand_as(out), out)
+        out = self._blur(out, p.blur_sigma)
+        out = torch.where(p.solarize.view(-1, 1, 1, 1) & (out >= 0.5), 1.0 - out, out)
+        return (out - mean) / std
+
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        if device not in self._consts:
+            gray = torch.tensor(_GRAY).view(1, 3, 1, 1)
+            self._consts[device] = tuple(t.to(device) for t in (gray, self.mean, self.std))
+        return self._consts[device]
+
+    def _crop_flip(self, img: torch.Tensor, p: Params) -> torch.Tensor:
+        n, _, H, W = img.shape
+        x0, y0, w, h = crop_boxes(p, H, W)
+        # align_corners=False: normalised -1..1 spans pixel edges 0..W, so output centres land at
+        # x0 + (i + 0.5) * w / size; a negative x-scale mirrors the crop (the flip)
+        sx = torch.where(p.flip, -w / W, w / W)
+        theta = torch.zeros(n, 2, 3, device=img.device)
+        theta[:, 0, 0], theta[:, 0, 2] = sx, (2 * x0 + w) / W - 1
+        theta[:, 1, 1], theta[:, 1, 2] = h / H, (2 * y0 + h) / H - 1
+        grid = F.affine_grid(theta, [n, 3, self.size, self.size], align_corners=False)
+        out = F.grid_sample(img, grid, mode="bicubic", padding_mode="border", align_corners=False)
+        return out.clamp_(0.0, 1.0)
+
+    def _jitter(self, x: torch.Tensor, p: Params, hsv_at: list[bool]) -> torch.Tensor:
+        # At each of the 4 positions every image runs its own op; the other ops get neutral
+        # parameters there (delta 0, factor 1, shift 0), so one batched pass per position suffices.
+        for j in range(4):
+            op = p.order[:, j]
+            b = torch.where(op == BRIGHTNESS, p.brightness, 0.0).view(-1, 1, 1, 1)
+            c = torch.where(op == CONTRAST, p.contrast, 1.0).view(-1, 1, 1, 1)
+            x = (x + b).clamp_(0.0, 1.0)
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            x = ((x - mean) * c + mean).clamp_(0.0, 1.0)
+            if hsv_at[j]:
+                s = torch.where(op == SATURATION, p.saturation, 1.0)
+                h = torch.where(op == HUE, p.hue, 0.0)
+                x = adjust_hsv(x, s, h)
+        return x
+
+    def _blur(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        r = self.blur_radius
+        if r < 1 or r >= min(x.shape[-2:]):
+            return x
+        n, ch, H, W = x.shape
+        k = gaussian_kernels(sigma, r).repeat_interleave(ch, dim=0)  # [n*3, 2r+1]
+        y = x.reshape(1, n * ch, H, W)
+        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), k.view(n * ch, 1, 1, -1), groups=n * ch)
+        y = F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), k.view(n * ch, 1, -1, 1), groups=n * ch)
+        return y.view(n, ch, H, W)
+
+
+def crop_boxes(p: Params, H: int, W: int) -> tuple[torch.Tensor, ...]:
+    """Pixel boxes (x0, y0, w, h) as float tensors: one sample per image, no retries [DM dataset.py]:
+    w = round(sqrt(area*r)), h = round(sqrt(area/r)) with area = scale*H*W, each clipped to the
+    image; offsets uniform over the valid integer positions."""
+    area = p.crop_scale * (H * W)
+    ratio = torch.exp(p.crop_logratio)
+    w = torch.round(torch.sqrt(area * ratio)).clamp(1, W)
+    h = torch.round(torch.sqrt(area / ratio)).clamp(1, H)
+    x0 = torch.minimum(torch.floor(p.crop_ux * (W - w + 1)), W - w)
+    y0 = torch.minimum(torch.floor(p.crop_uy * (H - h + 1)), H - h)
+    return x0, y0, w, h
+
+
+def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """[n, 2r+1] normalised 1-D Gaussian taps per image; sigma 0 gives the identity [0.., 1, ..0]."""
+    taps = torch.arange(-radius, radius + 1, device=sigma.device, dtype=torch.float32)
+    s = torch.where(sigma > 0, sigma, 1e-6).view(-1, 1).float()  # exp(-x^2/2e-12) = 0 exactly for x != 0
+    k = torch.exp(-taps.view(1, -1) ** 2 / (2 * s * s))
+    return k / k.sum(dim=1, keepdim=True)
+
+
+def rgb_to_hsv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[n,3,H,W] in [0,1] -> h (turns, [0,1)), s, v, each [n,H,W] (colorsys semantics)."""
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(dim=1)
+    minc, _ = x.min(dim=1)
+    delta = maxc - minc
+    s = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, 1.0), 0.0)
+    d = torch.where(delta > 0, delta, 1.0)
+    rc, gc, bc = (maxc - r) / d, (maxc - g) / d, (maxc - b) / d
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = torch.where(delta > 0, torch.remainder(h / 6.0, 1.0), 0.0)
+    return h, s, maxc
+
+
+def hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Inverse of rgb_to_hsv: channel c = v - v*s*clamp(min(k, 4-k), 0, 1), k = (n + 6h) mod 6."""
+    n = torch.tensor([5.0, 3.0, 1.0], device=h.device).view(1, 3, 1, 1)
+    k = torch.remainder(n + 6.0 * h.unsqueeze(1), 6.0)
+    return v.unsqueeze(1) - (v * s).unsqueeze(1) * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
+
+
+def adjust_hsv(x: torch.Tensor, sat_factor: torch.Tensor, hue_shift: torch.Tensor) -> torch.Tensor:
+    """Per image: saturation *= factor (clipped to [0,1]), hue += shift (mod 1); result clipped."""
+    h, s, v = rgb_to_hsv(x)
+    s = (s * sat_factor.view(-1, 1, 1)).clamp_(0.0, 1.0)
+    h = torch.remainder(h + hue_shift.view(-1, 1, 1), 1.0)
+    return hsv_to_rgb(h, s, v).clamp_(0.0, 1.0)

@@ -1,0 +1,246 @@
+"""Checkpoints exactly as docs/internals.md "Checkpoints" fixes them.
+
+`<checkpoint_dir>/step-<k:09d>/` holds model.pt, optimizer.pt, rng.pt, state.json, spec.json and
+manifest.json (sha256 and size of every other file). It is written into `.tmp-step-<k>-<pid>/`, every file
+and the folder fsynced, then renamed: a folder without a valid manifest is not a checkpoint.
+`AsyncSaver` takes a CPU snapshot (the only stall of training) and writes it on a background thread.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+log = logging.getLogger("byol.checkpoint")
+
+STEP_RE = re.compile(r"^step-(\d{9})$")
+PAYLOAD = ("model.pt", "optimizer.pt", "rng.pt", "state.json", "spec.json")
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing, incomplete or corrupt; names the folder and the bad file."""
+
+    def __init__(self, path: str, message: str, file: str = "") -> None:
+        self.path, self.file = path, file
+        where = os.path.join(path, file) if file else path
+        super().__init__(f"checkpoint {where}: {message}")
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step:09d}"
+
+
+@dataclass
+class Snapshot:
+    """Everything a checkpoint holds, already on the CPU and detached from training."""
+    step: int
+    model: dict
+    optimizer: dict
+    rng: dict
+    state: dict
+    spec: dict
+
+
+@dataclass
+class SaveResult:
+    step: int
+    ok: bool
+    path: str = ""
+    bytes: int = 0
+    sha256: str = ""
+    error: str = ""
+    seconds: float = 0.0
+
+
+def _to_cpu(x: Any) -> Any:
+    """Deep copy with every tensor cloned onto the CPU (training goes on mutating the originals)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", copy=True)
+    if isinstance(x, dict):
+        return {k: _to_cpu(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_cpu(v) for v in x)
+    return x
+
+
+def snapshot(step: int, model_state: dict, optimizer_state: dict, rng: dict, state: dict,
+             spec: dict) -> Snapshot:
+    return Snapshot(step=step, model=_to_cpu(model_state), optimizer=_to_cpu(optimizer_state),
+                    rng=_to_cpu(rng), state=dict(state, step=step), spec=spec)
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_synced(path: str, writer: Callable[[Any], None]) -> None:
+    with open(path, "wb") as f:
+        writer(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write(snap: Snapshot, checkpoint_dir: str) -> SaveResult:
+    """Write a snapshot as `step-<k>/`; on any failure remove the temp folder and raise OSError."""
+    final = os.path.join(checkpoint_dir, step_dir_name(snap.step))
+    tmp = os.path.join(checkpoint_dir, f".tmp-{step_dir_name(snap.step)}-{os.getpid()}")
+    try:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.mkdir(tmp)
+        _write_synced(os.path.join(tmp, "model.pt"), lambda f: torch.save(snap.model, f))
+        _write_synced(os.path.join(tmp, "optimizer.pt"), lambda f: torch.save(snap.optimizer, f))
+        _write_synced(os.path.join(tmp, "rng.pt"), lambda f: torch.save(snap.rng, f))
+        for name, obj in (("state.json", snap.state), ("spec.json", snap.spec)):
+            data = json.dumps(obj, indent=1, sort_keys=True).encode()
+            _write_synced(os.path.join(tmp, name), lambda f, d=data: f.write(d))
+        files = {n: {"sha256": _sha256_file(os.path.join(tmp, n)), "bytes": os.path.getsize(os.path.join(tmp, n))}
+                 for n in PAYLOAD}
+        manifest = json.dumps({"files": files, "step": snap.step}, indent=1, sort_keys=True).encode()
+        _write_synced(os.path.join(tmp, MANIFEST), lambda f: f.write(manifest))
+        _fsync_dir(tmp)
+        if os.path.exists(final):
+            # the same step saved twice (e.g. a stop right after a resume): keep one complete copy
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(checkpoint_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    total = sum(v["bytes"] for v in files.values()) + len(manifest)
+    return SaveResult(step=snap.step, ok=True, path=final, bytes=total,
+                      sha256=hashlib.sha256(manifest).hexdigest())
+
+
+def verify(path: str) -> dict:
+    """Check the manifest and every file's size and sha256; return the manifest or raise CheckpointError."""
+    if not os.path.isdir(path):
+        raise CheckpointError(path, "not found (no such folder)")
+    mpath = os.path.join(path, MANIFEST)
+    try:
+        with open(mpath, "rb") as f:
+            manifest = json.loads(f.read())
+        files = manifest["files"]
+    except FileNotFoundError:
+        raise CheckpointError(path, "missing; the checkpoint is incomplete", MANIFEST) from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(path, f"unreadable manifest ({e})", MANIFEST) from None
+    for name in PAYLOAD:
+        if name not in files:
+            raise CheckpointError(path, "not listed in the manifest", name)
+        fpath = os.path.join(path, name)
+        if not os.path.isfile(fpath):
+            raise CheckpointError(path, "missing", name)
+        if os.path.getsize(fpath) != files[name]["bytes"] or _sha256_file(fpath) != files[name]["sha256"]:
+            raise CheckpointError(path, "sha256 does not match the manifest (corrupt or changed file)", name)
+    return manifest
+
+
+def load(path: str, map_location: str | torch.device = "cpu") -> dict:
+    """Verify, then load {model, optimizer, rng, state, spec}; errors name the file."""
+    verify(path)
+    out: dict[str, Any] = {}
+    for key in ("model", "optimizer", "rng"):
+        try:
+            out[key] = torch.load(os.path.join(path, f"{key}.pt"), map_location=map_location, weights_only=True)
+        except Exception as e:
+            raise CheckpointError(path, f"cannot be loaded ({e})", f"{key}.pt") from e
+    for key in ("state", "spec"):
+        with open(os.path.join(path, f"{key}.json"), encoding="utf-8") as f:
+            out[key] = json.load(f)
+    return out
+
+
+def list_steps(checkpoint_dir: str) -> list[tuple[int, str]]:
+    """(step, path) of every `step-<k>` folder, oldest first (not verified)."""
+    if not os.path.isdir(checkpoint_dir):
+        return []
+    found = [(int(m.group(1)), os.path.join(checkpoint_dir, n))
+             for n in os.listdir(checkpoint_dir) if (m := STEP_RE.match(n))]
+    return sorted(found)
+
+
+def latest_good(checkpoint_dir: str) -> str | None:
+    """The newest checkpoint that verifies; bad ones are logged and skipped."""
+    for _, path in reversed(list_steps(checkpoint_dir)):
+        try:
+            verify(path)
+            return path
+        except CheckpointError as e:
+            log.warning("skipping bad checkpoint: %s", e)
+    return None
+
+
+def prune(checkpoint_dir: str, keep_last: int, keep_every: int = 0) -> list[str]:
+    """Standalone retention (the coordinator does it for managed jobs): keep the last N good ones and
+    every `keep_every`-th step; bad folders older than the newest good one go too. Returns removed paths."""
+    steps = list_steps(checkpoint_dir)
+    keep = {p for _, p in steps[-keep_last:]} if keep_last > 0 else {p for _, p in steps}
+    removed = []
+    for step, path in steps:
+        if path in keep or (keep_every > 0 and step % keep_every == 0):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+@dataclass
+class AsyncSaver:
+    """At most one save in flight: `save()` waits for the previous write, then starts the next.
+
+    `on_done(result)` runs on the writer thread when a save completes or fails (ok=False with the error);
+    a failure never raises into the training loop.
+    """
+    on_done: Callable[[SaveResult], None] | None = None
+    results: list[SaveResult] = field(default_factory=list)
+    _thread: threading.Thread | None = None
+
+    def save(self, snap: Snapshot, checkpoint_dir: str) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(snap, checkpoint_dir),
+                                        name=f"ckpt-{snap.step}", daemon=True)
+        self._thread.start()
+
+    def _run(self, snap: Snapshot, checkpoint_dir: str) -> None:
+        t0 = time.monotonic()
+        try:
+            res = write(snap, checkpoint_dir)
+        except Exception as e:  # ENOSPC, EACCES, ENOTDIR ...: training goes on, the error is reported
+            res = SaveResult(step=snap.step, ok=False, error=f"{type(e).__name__}: {e}")
+        res.seconds = time.monotonic() - t0
+        self.results.append(res)
+        if self.on_done is not None:
+            try:
+                self.on_done(res)
+            except Exception:
+                log.exception("checkpoint report callback failed")
+
+    def wait(self) -> SaveResult | None:
+        """Block until the save in flight (if any) is done; return the last result."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return self.results[-1] if self.results else None

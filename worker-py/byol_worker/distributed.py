@@ -1,0 +1,184 @@
+"""torch.distributed set-up for one trainer rank, the stop agreement, and batch norm synced across ranks.
+
+The rendezvous is a TCPStore hosted by rank 0's agent (or by `launch_local`); every generation uses its own
+key prefix `gen<g>/`, so a trainer of a fenced generation can never join a newer group.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+log = logging.getLogger("byol.distributed")
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    initialized: bool = False  # False: a single process with no group (W = 1 and no rendezvous)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """`host:port` (also `[v6]:port` and `tcp://host:port`) -> (host, port)."""
+    addr = address.removeprefix("tcp://")
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"rendezvous_address {address!r}: expected host:port")
+    return host.strip("[]"), int(port)
+
+
+def pick_device(want: str) -> torch.device:
+    """Resolve "auto", "cpu", "cuda:1" ...; ValueError says what to change."""
+    if want in ("", "auto"):
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    want = want.replace("cpu:0", "cpu")
+    try:
+        dev = torch.device(want)
+    except RuntimeError as e:
+        raise ValueError(f"device {want!r}: {e}") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {want!r}: CUDA is not available on this host (set spec.resources.device: cpu)")
+        torch.cuda.set_device(dev)
+    elif dev.type != "cpu":
+        raise ValueError(f"device {want!r}: only cpu and cuda trainers are implemented")
+    return dev
+
+
+def set_threads(threads_per_worker: int, device: torch.device, world_size: int) -> int:
+    """CPU ranks get threads_per_worker threads, or (0) the cores shared among the ranks on this host
+    (BYOL_LOCAL_WORLD_SIZE, set by the agent or launcher; else world_size)."""
+    n = int(threads_per_worker or 0)
+    if n <= 0:
+        local = int(os.environ.get("BYOL_LOCAL_WORLD_SIZE", world_size) or 1)
+        n = max(1, (os.cpu_count() or 1) // max(1, local)) if device.type == "cpu" else 1
+    torch.set_num_threads(n)
+    return n
+
+
+def init_group(address: str, rank: int, world_size: int, generation: int, device: torch.device,
+               timeout_s: float = 300.0) -> DistInfo:
+    """Join the generation's process group (gloo on CPU, nccl on CUDA) through the hosted TCPStore.
+
+    With world_size 1 and no address no group is made: a lone trainer needs none.
+    """
+    if world_size == 1 and not address:
+        return DistInfo()
+    if not address:
+        raise ValueError(f"rendezvous_address is empty but world_size is {world_size}")
+    host, port = parse_address(address)
+    timeout = datetime.timedelta(seconds=timeout_s)
+    store = dist.TCPStore(host, port, world_size=None, is_master=False, timeout=timeout)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    pstore = dist.PrefixStore(f"gen{generation}/", store)
+    kwargs = {"device_id": device} if device.type == "cuda" else {}
+    dist.init_process_group(backend, store=pstore, rank=rank, world_size=world_size, timeout=timeout, **kwargs)
+    log.info("joined process group: backend=%s rank=%d/%d store=%s prefix=gen%d/",
+             backend, rank, world_size, address, generation)
+    return DistInfo(rank=rank, world_size=world_size, initialized=True)
+
+
+def teardown(info: DistInfo) -> None:
+    if info.initialized and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def agree(info: DistInfo, stop_now: bool, stop_at_step: int, checkpoint_now: bool,
+          device: torch.device) -> tuple[bool, int, bool]:
+    """All ranks MAX-reduce `[stop_now, stop_at_step, checkpoint_now]` so they act at the same step.
+
+    docs/internals.md fixes the first two entries; checkpoint_now is appended because a checkpoint
+    gathers every rank's RNG state and therefore needs every rank at the same boundary too.
+    """
+    vec = torch.tensor([int(stop_now), int(stop_at_step), int(checkpoint_now)], dtype=torch.int64, device=device)
+    if info.initialized:
+        dist.all_reduce(vec, op=dist.ReduceOp.MAX)
+    a, b, c = (int(v) for v in vec.tolist())
+    return bool(a), b, bool(c)
+
+
+class _SumAcrossRanks(torch.autograd.Function):
+    """all_reduce(SUM) whose backward is all_reduce(SUM) of the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        g = grad.contiguous().clone()
+        dist.all_reduce(g)
+        return g
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm with statistics over the whole global batch, on any device (gloo included).
+
+    torch's SyncBatchNorm refuses CPU tensors. This sums per-channel sums and counts across ranks
+    (differentiably) for the global mean, then the centred sums of squares for the biased variance, and
+    normalises with them; running stats get the unbiased variance, like BatchNorm over the whole batch.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        c = x.shape[1]
+        dims = [0] + list(range(2, x.dim()))
+        shape = [1, c] + [1] * (x.dim() - 2)
+        xf = x if x.dtype == torch.float64 else x.float()
+        count = torch.full((1,), float(xf.numel() // c), device=x.device, dtype=xf.dtype)
+        s1 = _SumAcrossRanks.apply(torch.cat([xf.sum(dims), count]))
+        n = s1[-1]
+        mean = s1[:c] / n
+        # two passes (centred sum of squares) keep fp32 as exact as BatchNorm's own kernel; the one-pass
+        # E[x^2] - E[x]^2 loses digits to cancellation and made 2-rank and 1-rank runs drift apart
+        d = xf - mean.view(shape)
+        var = _SumAcrossRanks.apply((d * d).sum(dims)) / n
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach().to(self.running_mean.dtype), alpha=m)
+                unbiased = var.detach() * n / (n - 1).clamp_min(1.0)
+                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+        y = d * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Every BatchNorm layer becomes a synced one: torch's SyncBatchNorm on CUDA, GlobalBatchNorm elsewhere."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return _convert_global(module)
+
+
+def _convert_global(module: nn.Module) -> nn.Module:
+    out = module
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
+        out = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats)
+        if module.affine:
+            with torch.no_grad():
+                out.weight = module.weight
+                out.bias = module.bias
+        out.running_mean = module.running_mean
+        out.running_var = module.running_var
+        out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+    for name, child in module.named_children():
+        out.add_module(name, _convert_global(child))
+    return out

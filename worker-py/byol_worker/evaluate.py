@@ -1,0 +1,246 @@
+"""Evaluation of a BYOL encoder: the kNN monitor (byol-spec.md §7, lightly's protocol) and a linear probe.
+
+kNN: L2-normalised features of the ONLINE encoder in eval mode; bank = train split, queries = eval split;
+cosine similarity, the top k (200) neighbours vote with weight exp(sim / T) (T = 0.1), class scores are
+summed, the prediction is the argmax. Evaluation images get no augmentation, only normalisation.
+
+    python -m byol_worker knn --encoder encoder.pt --data ../shared/data/cifar10-jpeg --json
+    python -m byol_worker knn --random-init --backbone resnet18-cifar --data DIR   # untrained baseline
+    python -m byol_worker knn --encoder CKPT_DIR/step-000000500 --data DIR --linear-probe
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data as data_mod
+from .spec import SpecError, presets
+
+log = logging.getLogger("byol.evaluate")
+
+
+def to_input(x: torch.Tensor, mean, std, image_size: int, device) -> torch.Tensor:
+    """uint8 NHWC -> normalised float NCHW on device, resized (bilinear) when the size differs."""
+    x = x.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+    m = torch.tensor(mean, device=device, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+@torch.no_grad()
+def extract_features(encoder: torch.nn.Module, dataset, indices, mean, std, image_size: int,
+                     device="cpu", batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-normalised features (float32, on device) and labels of `indices`, encoder in eval mode."""
+    was_training = encoder.training
+    encoder.eval()
+    feats, labels = [], []
+    try:
+        for i in range(0, len(indices), batch_size):
+            x, y = dataset.get_batch(indices[i:i + batch_size])
+            f = encoder(to_input(x, mean, std, image_size, device)).float()
+            feats.append(F.normalize(f, dim=1))
+            labels.append(y.to(device))
+    finally:
+        encoder.train(was_training)
+    return torch.cat(feats), torch.cat(labels)
+
+
+def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, num_classes: int,
+                k: int = 200, temperature: float = 0.1, chunk: int = 1024) -> torch.Tensor:
+    """Weighted kNN on L2-normalised features: top-k cosine neighbours vote exp(sim/T); argmax of the sums."""
+    k = min(k, bank.shape[0])
+    preds = []
+    for i in range(0, queries.shape[0], chunk):
+        sim = queries[i:i + chunk] @ bank.T                       # (q, n) cosine similarity
+        top_sim, top_idx = sim.topk(k, dim=1)
+        weights = (top_sim / temperature).exp()
+        scores = torch.zeros(sim.shape[0], num_classes, device=sim.device, dtype=weights.dtype)
+        scores.scatter_add_(1, bank_labels[top_idx], weights)
+        preds.append(scores.argmax(dim=1))
+    return torch.cat(preds)
+
+
+def capped_indices(n: int, cap: int, seed: int = 0) -> np.ndarray:
+    """All of 0..n-1, or a fixed random subset of `cap` (sorted, for sequential reads) when 0 < cap < n."""
+    if cap <= 0 or cap >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
+
+
+def knn_eval(encoder, bank_ds, query_ds, mean, std, image_size: int, k: int = 200, temperature: float = 0.1,
+             bank_size: int = 0, query_size: int = 0, device="cpu", batch_size: int = 256) -> dict:
+    """Run the kNN monitor; returns {top1, bank, queries, k, temperature, seconds}."""
+    t0 = time.monotonic()
+    bank_idx = capped_indices(len(bank_ds), bank_size)
+    query_idx = capped_indices(len(query_ds), query_size)
+    bank, bank_y = extract_features(encoder, bank_ds, bank_idx, mean, std, image_size, device, batch_size)
+    q, q_y = extract_features(encoder, query_ds, query_idx, mean, std, image_size, device, batch_size)
+    num_classes = int(max(bank_y.max(), q_y.max())) + 1
+    with torch.autocast(bank.device.type, enabled=False):  # similarities in fp32 even inside bf16 autocast
+        pred = knn_predict(bank, bank_y, q, num_classes, k, temperature)
+    top1 = (pred == q_y).float().mean().item()
+    log.debug("kNN: %d queries against a bank of %d, k=%d, T=%g: top-1 %.4f", len(query_idx), len(bank_idx), k,
+              temperature, top1)
+    return {"top1": top1, "bank": len(bank_idx), "queries": len(query_idx), "k": k,
+            "temperature": temperature, "seconds": round(time.monotonic() - t0, 3)}
+
+
+def knn_monitor(encoder, resolved: dict, device="cpu", batch_size: int = 256) -> dict:
+    """The job's kNN monitor from a resolved spec (spec.eval.knn, spec.data, spec.augment.normalize)."""
+    s = resolved["spec"]
+    knn, norm = s["eval"]["knn"], s["augment"]["normalize"]
+    bank_ds = data_mod.open_dataset(s["data"], "train")
+    query_ds = data_mod.open_dataset(s["data"], "eval")
+    return knn_eval(encoder, bank_ds, query_ds, norm["mean"], norm["std"], int(s["data"]["imageSize"]),
+                    knn["k"], knn["temperature"], knn["bankSize"], knn["querySize"], device, batch_size)
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float = 1e-4,
+                 max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Multinomial logistic regression by L-BFGS on x's device: minimises
+    mean cross-entropy + weight_decay/2 * ||W||^2 (bias not penalised). Returns (W, b, final loss)."""
+    W = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
+    b = torch.zeros(num_classes, device=x.device, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=1e-7,
+                            tolerance_change=1e-10, line_search_fn="strong_wolfe")
+
+    def objective():
+        return F.cross_entropy(x @ W + b, y) + 0.5 * weight_decay * (W * W).sum()
+
+    def closure():
+        opt.zero_grad()
+        loss = objective()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        return W.detach(), b.detach(), float(objective())
+
+
+def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                 num_classes: int, weight_decay: float = 1e-4, max_iter: int = 100) -> dict:
+    """Linear probe on frozen features, the paper's transfer protocol [P App. D.2] with a fixed L2 penalty.
+
+    Returns {top1, train_top1, loss}.
+    """
+    W, b, loss = fit_logistic(train_x, train_y, num_classes, weight_decay, max_iter)
+    with torch.no_grad():
+        test_acc = ((test_x @ W + b).argmax(1) == test_y).float().mean().item()
+        train_acc = ((train_x @ W + b).argmax(1) == train_y).float().mean().item()
+    return {"top1": test_acc, "train_top1": train_acc, "loss": loss}
+
+
+# ---------------------------------------------------------------- CLI
+
+def load_encoder(path: str | None, backbone: str | None, width: float | None, image_size: int | None,
+                 random_init: bool = False, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """An online encoder from an exported file (with its .json sidecar) or a checkpoint folder, or a random one.
+
+    Returns (encoder, info) with info = {backbone, width, imageSize, normalize?, step?, source}.
+    """
+    from . import export  # late: keeps `import evaluate` light for the trainer
+    from .model import build_encoder
+
+    info: dict = {}
+    state = None
+    if random_init:
+        info["source"] = "random-init"
+    elif path is None:
+        raise SpecError([("--encoder", "give an exported encoder file or a checkpoint folder, or --random-init")])
+    elif os.path.isdir(path):
+        state, info = export.encoder_from_checkpoint(path)
+    else:
+        state, info = export.read_export(path)
+    backbone = backbone or info.get("backbone")
+    if backbone is None:
+        raise SpecError([("--backbone", f"not given and no sidecar names it for {path}")])
+    info.update(backbone=backbone, width=width or info.get("width", 1.0),
+                imageSize=image_size or info.get("imageSize") or (32 if backbone.endswith("-cifar") else 224))
+    torch.manual_seed(seed)
+    enc = build_encoder(backbone, float(info["width"]))
+    if state is not None:
+        try:
+            enc.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise SpecError([("--encoder", f"{path} does not match backbone {backbone} width {info['width']} "
+                                           f"({str(e).splitlines()[0]}); pass --backbone/--width")]) from e
+    return enc, info
+
+
+def _dataset(folder: str, split: str, image_size: int):
+    fmt = "npy" if os.path.isfile(os.path.join(folder, "train_images.npy")) or \
+        os.path.isfile(os.path.join(folder, "test_images.npy")) else "image-folder"
+    return data_mod.open_dataset({"format": fmt, "path": folder, "evalPath": folder, "imageSize": image_size}, split)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m byol_worker knn", description="kNN (and linear probe) accuracy "
+                                 "of an encoder: bank = train split of --data, queries = eval split")
+    ap.add_argument("--encoder", help="exported encoder .pt (with .json sidecar) or a checkpoint step-<k> folder")
+    ap.add_argument("--random-init", action="store_true", help="evaluate an untrained encoder (baseline)")
+    ap.add_argument("--data", required=True, help="npy folder (train_/test_*.npy) or image class folders")
+    ap.add_argument("--eval-data", help="image-folder queries (default: --data; npy uses test_*.npy)")
+    ap.add_argument("--backbone", help="default: from the sidecar/checkpoint")
+    ap.add_argument("--width", type=float)
+    ap.add_argument("--image-size", type=int)
+    ap.add_argument("--preset", choices=sorted(presets()["presets"]), help="normalisation mean/std to use")
+    ap.add_argument("--k", type=int, default=200)
+    ap.add_argument("--temperature", type=float, default=0.1)
+    ap.add_argument("--bank-size", type=int, default=0, help="cap on bank images (0 = all)")
+    ap.add_argument("--query-size", type=int, default=0, help="cap on query images (0 = all)")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--linear-probe", action="store_true", help="also fit a logistic regression on the features")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--seed", type=int, default=0, help="init seed for --random-init")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.k < 1 or args.temperature <= 0:
+        print("knn: --k must be >= 1 and --temperature > 0", file=sys.stderr)
+        return 2
+    try:
+        enc, info = load_encoder(args.encoder, args.backbone, args.width, args.image_size, args.random_init, args.seed)
+        norm = info.get("normalize")
+        if args.preset or not norm:
+            p = presets()
+            name = args.preset or ("byol-cifar" if info["backbone"].endswith("-cifar") else p["defaultPreset"])
+            norm = p["presets"][name].get("augment", {}).get("normalize") or p["defaults"]["augment"]["normalize"]
+        size = int(info["imageSize"])
+        bank_ds = _dataset(args.data, "train", size)
+        query_ds = _dataset(args.eval_data or args.data, "eval", size)
+        enc.to(args.device)
+        out = knn_eval(enc, bank_ds, query_ds, norm["mean"], norm["std"], size, args.k, args.temperature,
+                       args.bank_size, args.query_size, args.device, args.batch_size)
+        if args.linear_probe:
+            tr_i, te_i = capped_indices(len(bank_ds), args.bank_size), capped_indices(len(query_ds), args.query_size)
+            tx, ty = extract_features(enc, bank_ds, tr_i, norm["mean"], norm["std"], size, args.device, args.batch_size)
+            qx, qy = extract_features(enc, query_ds, te_i, norm["mean"], norm["std"], size, args.device, args.batch_size)
+            out["linearTop1"] = linear_probe(tx, ty, qx, qy, int(max(ty.max(), qy.max())) + 1)["top1"]
+    except (SpecError, ValueError) as e:  # SpecError/DataError/ExportError: the message names the input
+        print(f"knn: {e}", file=sys.stderr)
+        return 2
+    out.update(encoder=info.get("source", args.encoder), backbone=info["backbone"], width=info["width"],
+               imageSize=size, step=info.get("step"))
+    if args.json:
+        print(json.dumps(out))
+    else:
+        extra = f", linear probe top-1 {out['linearTop1']:.4f}" if "linearTop1" in out else ""
+        print(f"kNN top-1 {out['top1']:.4f} (k={out['k']}, T={out['temperature']}, bank {out['bank']}, "
+              f"queries {out['queries']}, {out['seconds']} s){extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

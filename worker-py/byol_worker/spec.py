@@ -1,0 +1,349 @@
+"""Job spec: load, validate, resolve (presets), check the data, and derive the schedule plan.
+
+Follows docs/internals.md "Spec resolution" and "Schedule numbers" exactly; the coordinator (TypeScript)
+implements the same rules, so the two must stay in step.
+
+    from byol_worker.spec import load_spec, plan, spec_hash
+    resolved = load_spec("examples/quickstart.yaml")      # raises SpecError naming every bad field
+    p = plan(resolved, world_size=2, dataset_size=20000)  # stepsPerEpoch, totalSteps, ...
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Iterable
+
+import numpy as np
+import yaml
+from jsonschema import Draft7Validator
+
+MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_NODES = 100_000
+_SPEC_DIR = os.path.join(os.path.dirname(__file__), "spec")
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+CONVERT_HINT = (
+    "for CIFAR run `python -m byol_worker convert-cifar --archive cifar-10-python.tar.gz --out DIR`; "
+    "an npy folder holds train_images.npy (uint8 N,H,W,3), train_labels.npy (int64 N) and test_*.npy for eval"
+)
+
+
+class SpecError(ValueError):
+    """A spec (or its data) is wrong. `issues` is a list of (field path, message)."""
+
+    def __init__(self, issues: Iterable[tuple[str, str]] | str):
+        # a plain message is accepted so that re-raising by type (DataLoader workers) keeps working
+        self.issues = [("", issues)] if isinstance(issues, str) else list(issues)
+        super().__init__("; ".join(f"{p}: {m}" if p else m for p, m in self.issues))
+
+
+class DataError(SpecError):
+    """Missing or malformed data; the message names the file and says how to get the data."""
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    with open(os.path.join(_SPEC_DIR, "job.schema.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict:
+    with open(os.path.join(_SPEC_DIR, "presets.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------- validation messages
+
+def _path(parts: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in parts) or "(document)"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, str):
+        return f"'{v}'"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return _js_number(v) if isinstance(v, (int, float)) else json.dumps(v)
+
+
+_TYPE_WORDS = {"object": "an object", "array": "an array", "string": "a string", "number": "a number",
+               "integer": "an integer", "boolean": "a boolean", "null": "null"}
+
+
+def _translate(err) -> list[tuple[str, str]]:
+    """One jsonschema error -> (path, message) pairs that read like `spec.optimizer.baseLr: must be > 0`."""
+    path = list(err.absolute_path)
+    v, val, inst = err.validator, err.validator_value, err.instance
+    if v == "additionalProperties":
+        known = set(err.schema.get("properties", {}))
+        return [(_path(path + [k]), "unknown field") for k in sorted(inst) if k not in known]
+    if v == "required":
+        return [(_path(path + [k]), "required field is missing") for k in val if k not in inst]
+    if v == "type":
+        types = val if isinstance(val, list) else [val]
+        return [(_path(path), "must be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types))]
+    simple = {
+        "minimum": f"must be >= {_fmt(val)}", "maximum": f"must be <= {_fmt(val)}",
+        "exclusiveMinimum": f"must be > {_fmt(val)}", "exclusiveMaximum": f"must be < {_fmt(val)}",
+        "const": f"must be {_fmt(val)}",
+        "pattern": f"must match {val}", "minLength": "must not be empty" if val == 1 else
+        f"must be at least {val} characters", "maxLength": f"must be at most {val} characters",
+        "minItems": f"must have at least {val} items", "maxItems": f"must have at most {val} items",
+    }
+    if v == "enum":
+        return [(_path(path), "must be one of " + ", ".join(_fmt(x) for x in val))]
+    if v in ("minItems", "maxItems") and err.schema.get("minItems") == err.schema.get("maxItems"):
+        return [(_path(path), f"must have exactly {val} items")]
+    if v in simple:
+        return [(_path(path), simple[v])]
+    return [(_path(path), err.message)]
+
+
+def validate(doc: Any) -> list[tuple[str, str]]:
+    """Schema issues of a user's document, sorted by path; [] when valid."""
+    issues: set[tuple[str, str]] = set()
+    for err in Draft7Validator(schema()).iter_errors(doc):
+        issues.update(_translate(err))
+    return sorted(issues)
+
+
+# ---------------------------------------------------------------- loading and resolution
+
+def read_spec_file(path: str) -> dict:
+    """Read a YAML (or JSON) spec file with a size limit; errors name the file and line."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise SpecError([("", f"{path}: cannot read spec file ({e.strerror})")]) from e
+    if size > MAX_SPEC_BYTES:
+        raise SpecError([("", f"{path}: spec file is {size} bytes, over the {MAX_SPEC_BYTES} byte limit")])
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8", errors="replace")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(e, "problem", None) or str(e)
+        raise SpecError([("", f"{path}:{where}: YAML syntax error: {what}")]) from e
+    if not isinstance(doc, dict):
+        raise SpecError([("", f"{path}: a spec must be a YAML mapping (apiVersion, kind, metadata, spec)")])
+    if _too_many_nodes(doc):  # YAML aliases can expand a small file into a huge tree ("billion laughs")
+        raise SpecError([("", f"{path}: spec expands to more than {MAX_SPEC_NODES} values (YAML aliases?)")])
+    return doc
+
+
+def _too_many_nodes(doc: Any) -> bool:
+    budget, stack = MAX_SPEC_NODES, [doc]
+    while stack:
+        x = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return True
+        if isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return False
+
+
+def _drop_comments(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _drop_comments(v) for k, v in x.items() if not str(k).startswith("_")}
+    return copy.deepcopy(x)
+
+
+def merge(base: Any, over: Any) -> Any:
+    """Objects merge key by key; arrays and scalars replace (internals.md step 2)."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = {k: copy.deepcopy(v) for k, v in base.items()}
+        for k, v in over.items():
+            out[k] = merge(base[k], v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(over)
+
+
+def resolve(doc: dict, base_dir: str | None = None, check_data: bool = True) -> dict:
+    """Validate a user's document (already parsed) and return the resolved spec."""
+    issues = validate(doc)
+    if issues:
+        raise SpecError(issues)
+    p = presets()
+    user = doc["spec"]
+    name = user.get("preset", p["defaultPreset"])
+    spec = merge(merge(_drop_comments(p["defaults"]), _drop_comments(p["presets"][name])), user)
+    res, data = spec["resources"], spec["data"]
+    res.setdefault("minWorkers", res["workers"])
+    if res["minWorkers"] > res["workers"]:
+        issues.append(("spec.resources.minWorkers", f"must be <= spec.resources.workers ({res['workers']})"))
+    if data["format"] != "synthetic":
+        if "path" not in data:
+            issues.append(("spec.data.path", f"required for format '{data['format']}'"))
+        else:
+            data.setdefault("evalPath", data["path"])
+            root = base_dir if base_dir is not None else os.getcwd()
+            for key in ("path", "evalPath"):
+                data[key] = os.path.abspath(os.path.join(root, data[key]))  # as node's path.resolve
+    if issues:
+        raise SpecError(issues)
+    resolved = {k: copy.deepcopy(v) for k, v in doc.items() if k != "spec"}
+    resolved["spec"] = spec
+    if check_data:
+        check_data_layout(spec)
+    return resolved
+
+
+def load_spec(path_or_dict: str | os.PathLike | dict, base_dir: str | None = None,
+              check_data: bool = True) -> dict:
+    """Load (file: YAML, 1 MiB limit) or take (dict) a job document and resolve it.
+
+    Relative data paths resolve against base_dir, which defaults to the spec file's folder (or the
+    current folder for a dict). Raises SpecError with every issue found.
+    """
+    if isinstance(path_or_dict, dict):
+        return resolve(path_or_dict, base_dir, check_data)
+    path = os.fspath(path_or_dict)
+    doc = read_spec_file(path)
+    try:
+        return resolve(doc, base_dir if base_dir is not None else os.path.dirname(os.path.abspath(path)),
+                       check_data)
+    except SpecError as e:
+        raise type(e)([(p, m) if p else ("", f"{path}: {m}") for p, m in e.issues]) from None
+
+
+# ---------------------------------------------------------------- data checks
+
+def npy_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an .npy file from its header only (no data read)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _fortran, dtype = reader(f)
+    return tuple(shape), dtype
+
+
+def npy_split_size(folder: str, prefix: str, field: str) -> int:
+    """Check `<prefix>_images.npy`/`<prefix>_labels.npy` in folder; return N or raise SpecError."""
+    img, lab = (os.path.join(folder, f"{prefix}_{n}.npy") for n in ("images", "labels"))
+    for f in (img, lab):
+        if not os.path.isfile(f):
+            raise DataError([(field, f"{f} not found; {CONVERT_HINT}")])
+    try:
+        ishape, idtype = npy_header(img)
+        lshape, ldtype = npy_header(lab)
+    except (ValueError, OSError) as e:
+        raise DataError([(field, f"{img} or {lab} is not a readable .npy file ({e})")]) from e
+    if idtype != np.uint8 or len(ishape) != 4 or ishape[3] != 3:
+        raise DataError([(field, f"{img} must be uint8 of shape (N, H, W, 3), found {idtype} {ishape}")])
+    if len(lshape) != 1 or lshape[0] != ishape[0] or ldtype.kind not in "iu":
+        raise DataError([(field, f"{lab} must be integer labels of shape ({ishape[0]},), found {ldtype} {lshape}")])
+    return ishape[0]
+
+
+def image_folder_classes(folder: str, field: str) -> list[tuple[str, list[str]]]:
+    """Sorted (class name, sorted image files) of an image-folder tree; raise SpecError when unusable."""
+    if not os.path.isdir(folder):
+        raise DataError([(field, f"{folder} is not a folder; image-folder data needs one subfolder per class "
+                                 "holding .jpg/.jpeg/.png files")])
+    out = []
+    for name in sorted(os.listdir(folder)):
+        sub = os.path.join(folder, name)
+        if os.path.isdir(sub):
+            files = sorted(f for f in os.listdir(sub) if f.lower().endswith(_IMAGE_EXTS))
+            out.append((name, [os.path.join(sub, f) for f in files]))
+    if not any(files for _, files in out):
+        raise DataError([(field, f"{folder} has no class subfolders with .jpg/.jpeg/.png images")])
+    return out
+
+
+def check_data_layout(spec: dict) -> None:
+    """Check the training (and kNN eval) data exist with the right layout."""
+    data = spec["data"]
+    knn = spec["eval"]["knn"]["enabled"]
+    if data["format"] == "npy":
+        npy_split_size(data["path"], "train", "spec.data.path")
+        if knn:
+            npy_split_size(data["evalPath"], "test", "spec.data.evalPath")
+    elif data["format"] == "image-folder":
+        image_folder_classes(data["path"], "spec.data.path")
+        if knn:
+            image_folder_classes(data["evalPath"], "spec.data.evalPath")
+
+
+# ---------------------------------------------------------------- plan and hash
+
+def split_batch(global_batch: int, world_size: int, micro_batch: int = 0) -> tuple[int, int]:
+    """(b, a) with W*b*a = B (internals.md); SpecError naming the fields when B % W != 0."""
+    if world_size < 1 or global_batch % world_size:
+        divisors = [str(d) for d in range(1, global_batch + 1) if global_batch % d == 0]
+        raise SpecError([("spec.train.globalBatch",
+                          f"{global_batch} cannot be split over spec.resources.workers = {world_size}; "
+                          f"worker counts that divide it: {', '.join(divisors)}")])
+    per = global_batch // world_size
+    if micro_batch == 0 or micro_batch >= per:
+        return per, 1
+    b = max(d for d in range(1, micro_batch + 1) if per % d == 0)
+    return b, per // b
+
+
+def plan(resolved: dict, world_size: int, dataset_size: int) -> dict:
+    """Schedule numbers for a world size and dataset size (internals.md "Schedule numbers")."""
+    s = resolved["spec"]
+    B, N = int(s["train"]["globalBatch"]), int(dataset_size)
+    spe = N // B
+    if spe == 0:
+        raise SpecError([("spec.train.globalBatch", f"{B} is larger than the dataset ({N} samples)")])
+    K = max(1, math.floor(s["train"]["epochs"] * spe))
+    warmup = min(math.floor(s["optimizer"]["warmupEpochs"] * spe), K - 1)
+    base = s["optimizer"]["baseLr"]
+    peak = base * B / 256 if s["optimizer"]["lrScaling"] == "linear" else base
+    b, a = split_batch(B, world_size, int(s["train"]["microBatch"]))
+    return {"stepsPerEpoch": spe, "totalSteps": K, "warmupSteps": warmup, "peakLr": float(peak),
+            "tauBase": float(s["ema"]["base"]), "globalBatch": B, "microBatch": b, "accumulation": a}
+
+
+def _js_number(x: float | int) -> str:
+    """Format a number as JavaScript's JSON.stringify does, so hashes agree with the coordinator."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int):
+        return str(x)
+    if not math.isfinite(x):
+        return "null"
+    if x == 0:
+        return "0"
+    sign, digits, exp = Decimal(repr(x)).normalize().as_tuple()
+    ds = "".join(map(str, digits))
+    n = len(ds) + exp  # position of the decimal point relative to the digits
+    s = "-" if sign else ""
+    if 0 < n <= 21:
+        return s + (ds + "0" * (n - len(ds)) if n >= len(ds) else ds[:n] + "." + ds[n:])
+    if -6 < n <= 0:
+        return s + "0." + "0" * (-n) + ds
+    e = n - 1
+    mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+    return f"{s}{mant}e{'+' if e > 0 else '-'}{abs(e)}"
+
+
+def canonical_json(x: Any) -> str:
+    """Sorted keys, no spaces, JavaScript number formatting, UTF-8 kept."""
+    if isinstance(x, dict):
+        return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + canonical_json(v)
+                              for k, v in sorted(x.items(), key=lambda kv: str(kv[0]))) + "}"
+    if isinstance(x, (list, tuple)):
+        return "[" + ",".join(canonical_json(v) for v in x) + "]"
+    if x is None:
+        return "null"
+    if isinstance(x, (bool, int, float)):
+        return _js_number(x)
+    return json.dumps(x, ensure_ascii=False)
+
+
+def spec_hash(resolved: dict) -> str:
+    """sha256 (hex) of the resolved spec's canonical JSON."""
+    return hashlib.sha256(canonical_json(resolved).encode("utf-8")).hexdigest()

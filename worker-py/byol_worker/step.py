@@ -1,0 +1,66 @@
+"""One BYOL optimizer step on one device: the trainer's hot loop (byol-spec.md §2-§3).
+
+The caller owns the loop, data, distributed setup and schedules; it passes the online module
+(optionally DDP-wrapped `model.online_network()`), and per step the micro-batches, LR and tau.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .loss import byol_loss, z_std
+from .model import BYOLModel
+from .precision import Precision
+
+
+class TrainStep:
+    """`run()` = `accumulation` micro-batches, then exactly one optimizer step and one EMA update.
+
+    online: a module with forward(v1, v2) -> (p1, p2, z1, z2), e.g. DDP(model.online_network());
+    default model.online_network(). With DDP, gradients sync only on the last micro-batch.
+    """
+
+    def __init__(self, model: BYOLModel, optimizer: torch.optim.Optimizer, precision: Precision,
+                 accumulation: int = 1, online: nn.Module | None = None):
+        if accumulation < 1:
+            raise ValueError(f"accumulation must be >= 1, got {accumulation}")
+        self.model = model
+        self.optimizer = optimizer
+        self.precision = precision
+        self.accumulation = accumulation
+        self.online = online if online is not None else model.online_network()
+        self._has_no_sync = hasattr(self.online, "no_sync")
+
+    def run(self, micro_batches: Sequence[tuple[torch.Tensor, torch.Tensor]], lr: float, tau: float) -> dict:
+        """micro_batches: `accumulation` pairs of float NCHW views on the device.
+
+        Returns {"loss": mean symmetric loss, "z_std": collapse monitor} as Python floats.
+        """
+        if len(micro_batches) != self.accumulation:
+            raise ValueError(f"expected {self.accumulation} micro-batches (accumulation), got {len(micro_batches)}")
+        self.model.train()  # the target also runs in train mode: batch statistics [spec §6]
+        prec = self.precision
+        stats = []
+        last = len(micro_batches) - 1
+        for i, (v1, v2) in enumerate(micro_batches):
+            v1, v2 = prec.prepare_input(v1), prec.prepare_input(v2)
+            sync = self.online.no_sync() if self._has_no_sync and i < last else contextlib.nullcontext()
+            with sync:
+                with prec.autocast():
+                    p1, p2, z1, z2 = self.online(v1, v2)
+                    with torch.no_grad():
+                        t1 = self.model.target_forward(v1)
+                        t2 = self.model.target_forward(v2)
+                loss = byol_loss(p1, p2, t1, t2)  # fp32 inside
+                (loss / self.accumulation).backward()
+            stats.append(torch.stack([loss.detach(), z_std(z1, z2)]))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.update_target(tau)
+        loss_mean, spread = torch.stack(stats).mean(dim=0).tolist()  # one host sync per step
+        return {"loss": loss_mean, "z_std": spread}

@@ -1,0 +1,258 @@
+"""Spec loading, validation messages, preset merge, plan numbers and the spec hash (docs/internals.md)."""
+import copy
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from byol_worker.spec import SpecError, canonical_json, load_spec, plan, spec_hash, split_batch
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+EXAMPLES = os.path.join(REPO, "examples")
+
+
+def shared_data():
+    return os.environ.get("BYOL_SHARED_DATA") or os.path.join(REPO, "..", "shared", "data", "cifar10-jpeg")
+
+
+def write_npy(folder, n=40, size=8, prefixes=("train", "test"), img_dtype=np.uint8):
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for p in prefixes:
+        np.save(os.path.join(folder, f"{p}_images.npy"), rng.integers(0, 256, (n, size, size, 3)).astype(img_dtype))
+        np.save(os.path.join(folder, f"{p}_labels.npy"), (np.arange(n) % 4).astype(np.int64))
+    return folder
+
+
+def base_doc(path="data"):
+    return {"apiVersion": "byol/v1", "kind": "PretrainJob", "metadata": {"name": "t1"},
+            "spec": {"preset": "byol-cifar", "data": {"format": "npy", "path": path},
+                     "resources": {"workers": 2}}}
+
+
+def edit(path, value):
+    """A doc transform setting a dotted path (creating objects on the way); value None deletes."""
+    def f(doc):
+        *parents, last = path.split(".")
+        node = doc
+        for p in parents:
+            node = node.setdefault(p, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+        return doc
+    return f
+
+
+ERROR_CASES = [
+    ("wrong type", edit("spec.train.epochs", "ten"), "spec.train.epochs", "must be a number"),
+    ("wrong type int", edit("spec.train.globalBatch", 2.5), "spec.train.globalBatch", "must be an integer"),
+    ("negative LR", edit("spec.optimizer.baseLr", -0.1), "spec.optimizer.baseLr", "must be > 0"),
+    ("zero LR", edit("spec.optimizer.baseLr", 0), "spec.optimizer.baseLr", "must be > 0"),
+    ("unknown field", edit("spec.foo", 1), "spec.foo", "unknown field"),
+    ("unknown nested", edit("spec.optimizer.lr", 1), "spec.optimizer.lr", "unknown field"),
+    ("bad enum", edit("spec.data.format", "csv"), "spec.data.format",
+     "must be one of 'npy', 'image-folder', 'synthetic'"),
+    ("bad const", edit("apiVersion", "v2"), "apiVersion", "must be 'byol/v1'"),
+    ("missing data", edit("spec.data", None), "spec.data", "required field is missing"),
+    ("tau above 1", edit("spec.ema.base", 1.5), "spec.ema.base", "must be <= 1"),
+    ("array length", edit("spec.augment.view1.cropScale", [0.1]), "spec.augment.view1.cropScale",
+     "must have exactly 2 items"),
+    ("array item", edit("spec.augment.view1.cropScale", [-0.1, 1]), "spec.augment.view1.cropScale.0", "must be >= 0"),
+    ("minWorkers > workers", edit("spec.resources.minWorkers", 3), "spec.resources.minWorkers",
+     "must be <= spec.resources.workers (2)"),
+    ("npy without path", edit("spec.data.path", None), "spec.data.path", "required for format 'npy'"),
+    ("missing data path", edit("spec.data.path", "nowhere"), "spec.data.path", "convert-cifar"),
+]
+
+
+@pytest.mark.parametrize("name,mutate,field,message", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_spec_errors_name_the_field(tmp_path, name, mutate, field, message):
+    write_npy(str(tmp_path / "data"))
+    doc = mutate(base_doc())
+    with pytest.raises(SpecError) as ei:
+        load_spec(doc, base_dir=str(tmp_path))
+    issues = dict(ei.value.issues)
+    assert field in issues, ei.value.issues
+    assert message in issues[field]
+    assert f"{field}: " in str(ei.value)
+
+
+def test_all_issues_reported_at_once(tmp_path):
+    doc = edit("spec.foo", 1)(edit("spec.optimizer.baseLr", -1)(base_doc()))
+    with pytest.raises(SpecError) as ei:
+        load_spec(doc, base_dir=str(tmp_path))
+    assert [p for p, _ in ei.value.issues] == ["spec.foo", "spec.optimizer.baseLr"]
+
+
+def test_bad_npy_layout_names_the_file(tmp_path):
+    write_npy(str(tmp_path / "data"), img_dtype=np.float32)
+    with pytest.raises(SpecError) as ei:
+        load_spec(base_doc(), base_dir=str(tmp_path))
+    assert "train_images.npy must be uint8" in str(ei.value)
+    np.save(tmp_path / "data" / "train_images.npy", np.zeros((40, 8, 8, 3), np.uint8))
+    np.save(tmp_path / "data" / "train_labels.npy", np.zeros(39, np.int64))
+    with pytest.raises(SpecError, match=r"train_labels.npy must be integer labels of shape \(40,\)"):
+        load_spec(base_doc(), base_dir=str(tmp_path))
+
+
+def test_eval_split_checked_only_when_knn_enabled(tmp_path):
+    write_npy(str(tmp_path / "data"), prefixes=("train",))
+    with pytest.raises(SpecError) as ei:
+        load_spec(base_doc(), base_dir=str(tmp_path))
+    assert ei.value.issues[0][0] == "spec.data.evalPath" and "test_images.npy not found" in ei.value.issues[0][1]
+    doc = edit("spec.eval", {"knn": {"enabled": False}})(base_doc())
+    assert load_spec(doc, base_dir=str(tmp_path))["spec"]["data"]["path"] == str(tmp_path / "data")
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("apiVersion: byol/v1\nkind: PretrainJob\nspec: {data: [1, 2\nmetadata: x\n")
+    with pytest.raises(SpecError) as ei:
+        load_spec(str(f))
+    assert str(f) in str(ei.value) and "line 4" in str(ei.value) and "YAML syntax error" in str(ei.value)
+
+
+def test_oversized_and_missing_files(tmp_path):
+    f = tmp_path / "big.yaml"
+    f.write_text("# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(SpecError, match=r"big.yaml: spec file is \d+ bytes, over the 1048576 byte limit"):
+        load_spec(str(f))
+    with pytest.raises(SpecError, match=r"nope.yaml: cannot read spec file"):
+        load_spec(str(tmp_path / "nope.yaml"))
+    f.write_text("- a list\n")
+    with pytest.raises(SpecError, match="must be a YAML mapping"):
+        load_spec(str(f))
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8))
+    f.write_text(laughs)   # 10^9 values from a few hundred bytes
+    with pytest.raises(SpecError, match="big.yaml: spec expands to more than 100000 values"):
+        load_spec(str(f))
+
+
+def test_schema_errors_from_a_file_name_field_and_file(tmp_path):
+    f = tmp_path / "job.yaml"
+    f.write_text("apiVersion: byol/v1\nkind: PretrainJob\nmetadata: {name: Bad_Name}\n"
+                 "spec: {data: {format: synthetic}, optimizer: {baseLr: -1}}\n")
+    with pytest.raises(SpecError) as ei:
+        load_spec(str(f))
+    assert dict(ei.value.issues)["spec.optimizer.baseLr"] == "must be > 0"
+    assert "metadata.name" in dict(ei.value.issues)
+
+
+def test_byol_cifar_preset_resolves_to_documented_numbers(tmp_path):
+    write_npy(str(tmp_path / "d"))
+    f = tmp_path / "job.yaml"
+    f.write_text("apiVersion: byol/v1\nkind: PretrainJob\nmetadata: {name: c}\n"
+                 "spec:\n  preset: byol-cifar\n  data: {format: npy, path: d}\n"
+                 "  augment: {view1: {flipProb: 0.25, cropScale: [0.2, 1.0]}}\n  resources: {workers: 4}\n")
+    r = load_spec(str(f))
+    s = r["spec"]
+    assert s["data"] == {"format": "npy", "path": str(tmp_path / "d"), "evalPath": str(tmp_path / "d"),
+                         "imageSize": 32, "loaderWorkers": 2, "numSamples": 1024, "numClasses": 10}
+    assert s["model"] == {"backbone": "resnet18-cifar", "width": 1.0, "zeroInitResidual": False,
+                          "projector": {"hiddenDim": 4096, "outDim": 256}, "predictor": {"hiddenDim": 4096}}
+    o = s["optimizer"]
+    assert (o["name"], o["baseLr"], o["lrScaling"], o["weightDecay"], o["momentum"], o["trustCoefficient"],
+            o["larsClip"], o["excludeBiasAndNorm"], o["warmupEpochs"]) == \
+        ("lars", 1.0, "none", 1e-5, 0.9, 0.02, True, True, 10)
+    assert s["ema"] == {"base": 0.99}
+    assert s["train"]["globalBatch"] == 256 and s["train"]["epochs"] == 1000
+    v1, v2 = s["augment"]["view1"], s["augment"]["view2"]
+    assert v1["flipProb"] == 0.25 and v1["cropScale"] == [0.2, 1.0] and v1["blurProb"] == 0.0  # merged
+    assert v1["jitterProb"] == 0.8 and v1["solarizeProb"] == 0.0
+    assert v2["blurProb"] == 0.0 and v2["solarizeProb"] == 0.2 and v2["cropScale"] == [0.08, 1.0]
+    assert s["augment"]["normalize"]["mean"] == [0.4914, 0.4822, 0.4465]
+    assert s["resources"] == {"workers": 4, "minWorkers": 4, "device": "auto", "threadsPerWorker": 0}
+    assert "_source" not in str(r) and "_comment" not in str(r)
+    assert r["metadata"] == {"name": "c"} and s["preset"] == "byol-cifar"
+
+
+def test_default_preset_is_the_paper(tmp_path):
+    doc = {"apiVersion": "byol/v1", "kind": "PretrainJob", "metadata": {"name": "p"},
+           "spec": {"data": {"format": "synthetic"}}}
+    s = load_spec(doc)["spec"]
+    assert (s["optimizer"]["baseLr"], s["optimizer"]["lrScaling"], s["optimizer"]["weightDecay"]) == (0.2, "linear", 1.5e-6)
+    assert (s["train"]["globalBatch"], s["ema"]["base"], s["model"]["backbone"]) == (4096, 0.996, "resnet50")
+    assert (s["augment"]["view1"]["blurProb"], s["augment"]["view2"]["blurProb"]) == (1.0, 0.1)
+    assert "path" not in s["data"] and "evalPath" not in s["data"]
+    p = plan(load_spec(doc), 16, 1281167)
+    assert p["stepsPerEpoch"] == 312 and p["peakLr"] == pytest.approx(3.2, abs=1e-15)  # 0.2 * 4096 / 256
+
+
+def test_plan_by_hand():
+    r = load_spec(edit("spec.data", {"format": "synthetic"})(base_doc()))
+    p = plan(r, 1, 20000)   # byol-cifar: B 256, 1000 epochs, 10 warmup epochs, lr 1.0 unscaled
+    assert p == {"stepsPerEpoch": 78, "totalSteps": 78000, "warmupSteps": 780, "peakLr": 1.0, "tauBase": 0.99,
+                 "globalBatch": 256, "microBatch": 256, "accumulation": 1}
+    assert plan(r, 4, 20000)["microBatch"] == 64
+    with pytest.raises(SpecError) as ei:
+        plan(r, 3, 20000)
+    (path, msg), = ei.value.issues
+    assert path == "spec.train.globalBatch"
+    assert "spec.resources.workers = 3" in msg and "1, 2, 4, 8, 16, 32, 64, 128, 256" in msg
+
+
+def test_plan_edges():
+    r = load_spec(edit("spec.data", {"format": "synthetic"})(base_doc()))
+    s = r["spec"]
+    s["train"]["epochs"], s["optimizer"]["warmupEpochs"] = 0.01, 10
+    p = plan(r, 1, 20000)  # floor(0.01 * 78) = 0 -> K = 1, warmup = min(780, 0) = 0
+    assert (p["totalSteps"], p["warmupSteps"]) == (1, 0)
+    s["train"]["epochs"] = 5
+    assert plan(r, 1, 20000)["warmupSteps"] == 389  # K - 1 = 390 - 1
+    s["train"]["epochs"], s["optimizer"]["warmupEpochs"] = 2.5, 0.5
+    assert (plan(r, 1, 1000)["totalSteps"], plan(r, 1, 1000)["warmupSteps"]) == (7, 1)  # spe 3: floor(7.5), floor(1.5)
+    s["optimizer"]["lrScaling"] = "linear"
+    assert plan(r, 1, 1000)["peakLr"] == 1.0 and plan(r, 1, 1000)["globalBatch"] == 256
+    s["train"]["globalBatch"] = 512
+    assert plan(r, 1, 1000)["peakLr"] == 2.0  # 1.0 * 512 / 256
+    with pytest.raises(SpecError, match=r"spec.train.globalBatch: 512 is larger than the dataset \(500 samples\)"):
+        plan(r, 1, 500)
+
+
+def test_micro_batch_and_accumulation():
+    assert split_batch(256, 2, 0) == (128, 1)
+    assert split_batch(256, 2, 128) == (128, 1)
+    assert split_batch(256, 2, 48) == (32, 4)     # largest divisor of 128 that is <= 48
+    assert split_batch(4096, 8, 256) == (256, 2)
+    assert split_batch(96, 4, 5) == (4, 6)        # 24: divisors <= 5 -> 4
+    for W, mb in ((1, 7), (3, 10), (6, 4)):
+        b, a = split_batch(96, W, mb)
+        assert W * b * a == 96
+
+
+def test_spec_hash_canonical_json():
+    doc = {"b": 1.0, "a": [1e-05, "x", True, None], "c": {"z": 1e-7, "y": 0.996, "é": 2e21}}
+    text = '{"a":[0.00001,"x",true,null],"b":1,"c":{"y":0.996,"z":1e-7,"é":2e+21}}'
+    assert canonical_json(doc) == text
+    assert spec_hash(doc) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    shuffled = {"c": {"é": 2e21, "y": 0.996, "z": 1e-7}, "a": [1e-05, "x", True, None], "b": 1}
+    assert spec_hash(shuffled) == spec_hash(doc)
+    other = copy.deepcopy(doc)
+    other["c"]["y"] = 0.99
+    assert spec_hash(other) != spec_hash(doc)
+
+
+def test_examples_resolve():
+    for name, n in (("cifar10", 50000), ("imagenet", 1281167)):
+        r = load_spec(os.path.join(EXAMPLES, f"{name}.yaml"), check_data=False)
+        p = plan(r, r["spec"]["resources"]["workers"], n)
+        assert p["totalSteps"] == 1000 * p["stepsPerEpoch"]
+    r = load_spec(os.path.join(EXAMPLES, "imagenet.yaml"), check_data=False)
+    assert plan(r, 16, 1281167)["peakLr"] == pytest.approx(3.2) and plan(r, 8, 1281167)["accumulation"] == 2
+    tiny = load_spec(os.path.join(EXAMPLES, "synthetic-tiny.yaml"))
+    assert plan(tiny, 1, tiny["spec"]["data"]["numSamples"])["totalSteps"] == 8
+
+
+def test_quickstart_example_points_at_the_shared_data():
+    if not os.path.isdir(shared_data()):
+        pytest.skip(f"shared CIFAR-10 data not at {shared_data()} (set BYOL_SHARED_DATA)")
+    r = load_spec(os.path.join(EXAMPLES, "quickstart.yaml"))
+    assert os.path.samefile(r["spec"]["data"]["path"], shared_data())
+    p = plan(r, 2, 20000)
+    assert (p["stepsPerEpoch"], p["microBatch"], p["accumulation"]) == (156, 64, 1)
