@@ -4,6 +4,7 @@
  */
 import {afterEach, describe, expect, test} from '@jest/globals';
 import {lrAt, tauAt} from '../orchestrator/src/schedules';
+import {trainerPids, waitForState, waitForStep} from './helpers/job-checks';
 import {killAllAgents, spawnPythonAgent} from './helpers/python-agent';
 import {startTestCoordinator, tinySpec, TEST_TOKEN, type TestCoordinator} from './helpers/test-coordinator';
 import {waitFor} from './helpers/wait';
@@ -22,7 +23,7 @@ describe('e2e with Python agents', () => {
     const {code} = await a.exited;
     expect(code).toBe(3);
     expect(coord.api.workers()).toEqual([]);
-  });
+  }, 240_000);
 
   test('a 2-rank job goes QUEUED -> RUNNING -> SUCCEEDED with its metrics in the store', async () => {
     coord = await startTestCoordinator();
@@ -59,7 +60,7 @@ describe('e2e with Python agents', () => {
     expect(ok.length).toBeGreaterThan(0);
     expect(ok[ok.length - 1].step).toBe(K);
     expect(c.api.workers().every((w) => Object.keys(w.assigned).length === 0)).toBe(true);
-  });
+  }, 240_000);
 
   test('the local launcher starts one agent per rank for a job and stops them when it ends', async () => {
     coord = await startTestCoordinator({launcher: 'local'});
@@ -74,5 +75,19 @@ describe('e2e with Python agents', () => {
     expect(c.api.getJob(job.id)!.generations).toMatchObject([{agents: [`local-${job.id}-0`], endReason: 'completed'}]);
     // Released with the job: the agent exits and its stream closes.
     await waitFor('local agent gone', () => c.api.workers().length === 0, 30_000, 100);
-  });
+  }, 240_000);
+
+  test('cancel kills the trainers and frees the devices for the next job', async () => {
+    coord = await startTestCoordinator();
+    const c = coord;
+    const agents = [0, 1].map((i) => spawnPythonAgent(c.grpcAddress, `py-${i}`, TEST_TOKEN));
+    const job = c.api.submit(tinySpec({workers: 2, numSamples: 400, epochs: 1}));
+    await waitForStep(c, job.id, 1, agents);
+    expect(agents.map((a) => trainerPids(a).length)).toEqual([1, 1]);
+    expect(c.api.cancel(job.id).state).toBe('CANCELLED');
+    await waitFor('trainers gone', () => agents.every((a) => trainerPids(a).length === 0), 20_000, 100);
+    const next = c.api.submit(tinySpec({name: 'next', workers: 2}));
+    await waitForState(c, next.id, 'SUCCEEDED', agents);
+    expect(c.api.getJob(job.id)!.generations).toMatchObject([{endReason: 'cancelled'}]);
+  }, 240_000);
 });

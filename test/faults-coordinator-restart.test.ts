@@ -8,7 +8,7 @@ import {rmSync} from 'node:fs';
 import {lrAt, tauAt} from '../orchestrator/src/schedules';
 import {waitForState, waitForStep} from './helpers/job-checks';
 import {killAllAgents, spawnPythonAgent} from './helpers/python-agent';
-import {startTestCoordinator, tinySpec, TEST_TOKEN, type TestCoordinator} from './helpers/test-coordinator';
+import {startTestCoordinator, tinySpec, TEST_TOKEN} from './helpers/test-coordinator';
 import {sleep, waitFor} from './helpers/wait';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -46,5 +46,5 @@ describe('coordinator restart', () => {
       expect(p.lr).toBeCloseTo(lrAt(p.step, K, s.warmupSteps, s.peakLr), 9);
       expect(p.tau).toBeCloseTo(tauAt(p.step, K, s.tauBase), 9);
     }
-  });
+  }, 240_000);
 });

@@ -42,7 +42,7 @@ describe('faults with real agents', () => {
     expect(gens[0]).toMatchObject({worldSize: 2, endReason: 'preempted', stepsLost: 0});
     expect(gens[1]).toMatchObject({worldSize: 1, startStep: gens[0].endStep, endReason: 'completed', agents: ['py-0']});
     expect(gens[1].recoverySeconds).toBeGreaterThan(0);
-  });
+  }, 240_000);
 
   test('SIGKILL to a trainer: resume from the last checkpoint, at most everySteps lost', async () => {
     const {c, agents, jobId} = await startJob(2);
@@ -56,7 +56,7 @@ describe('faults with real agents', () => {
     expect(gens[0].endReason).toMatch(/trainer-failed|worker-lost/);
     expect(gens[0].stepsLost).toBeLessThanOrEqual(3);
     expect(gens[gens.length - 1]).toMatchObject({worldSize: 2, endReason: 'completed'});
-  });
+  }, 240_000);
 
   test('a corrupt newest checkpoint: marked bad, the previous good one is used', async () => {
     const {c, agents, jobId} = await startJob(2);
@@ -80,7 +80,7 @@ describe('faults with real agents', () => {
     expect(gens.map((g) => g.endReason)).toContain('bad-checkpoint');
     const after = gens[gens.findIndex((g) => g.endReason === 'bad-checkpoint') + 1];
     expect(after.startStep).toBeLessThan(newest.step);
-  });
+  }, 240_000);
 
   test('minWorkers 1 of 2, an agent killed for good: finishes on one rank with the same global batch', async () => {
     const {c, agents, jobId} = await startJob(1);
@@ -95,5 +95,5 @@ describe('faults with real agents', () => {
     expect(last).toMatchObject({worldSize: 1, agents: ['py-0'], endReason: 'completed'});
     expect(c.api.getJob(jobId)!.schedule.globalBatch).toBe(8);
     expect(c.api.events(jobId).some((e) => /micro-batch 8 x 1 accumulation per rank, global batch 8/.test(e.message))).toBe(true);
-  });
+  }, 240_000);
 });

@@ -1,6 +1,6 @@
 /** Real Python agents (`python -m byol_worker agent`) as child processes, with their output kept for failures. */
 import {spawn, type ChildProcess} from 'node:child_process';
-import {PYTHON_BIN, REPO_ROOT} from './temp';
+import {PYTHON_BIN, REPO_ROOT, tempDir} from './temp';
 
 export interface PythonAgent {
   agentId: string;
@@ -19,7 +19,9 @@ export function spawnPythonAgent(coordinator: string, agentId: string, token: st
   if (token === null) delete env.BYOL_AGENT_TOKEN;
   else env.BYOL_AGENT_TOKEN = token;
   const args = ['-m', 'byol_worker', 'agent', '--coordinator', coordinator, '--agent-id', agentId, '--devices', 'cpu:1', '--host', '127.0.0.1'];
-  if (opts.workDir) args.push('--work-dir', opts.workDir);
+  // Its own work folder (assignment files, sockets), removed when it exits.
+  const work = opts.workDir ? {path: opts.workDir, cleanup: () => undefined} : tempDir('byol-agent-test-');
+  args.push('--work-dir', work.path);
   const child = spawn(PYTHON_BIN, args, {cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe']});
   let out = '';
   const keep = (b: Buffer) => {
@@ -36,7 +38,10 @@ export function spawnPythonAgent(coordinator: string, agentId: string, token: st
     },
   };
   running.add(agent);
-  exited.then(() => running.delete(agent));
+  exited.then(() => {
+    running.delete(agent);
+    work.cleanup();
+  });
   return agent;
 }
 

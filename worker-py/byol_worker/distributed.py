@@ -85,7 +85,12 @@ def init_group(address: str, rank: int, world_size: int, generation: int, device
 
 
 def teardown(info: DistInfo) -> None:
+    """Leave the group together: a rank that tears down while its peer still talks to it can abort."""
     if info.initialized and dist.is_initialized():
+        try:
+            dist.barrier()
+        except Exception as e:  # a peer already gone: nothing left to agree on
+            log.warning("barrier before leaving the process group failed: %s", e)
         dist.destroy_process_group()
 
 

@@ -1,5 +1,7 @@
 """Agent <-> coordinator over a real gRPC stream: Hello, heartbeats, token refusal, reconnect."""
 import os
+import shutil
+import subprocess
 import sys
 import time
 
@@ -78,3 +80,23 @@ def test_reconnect_after_coordinator_restart_lists_running_trainer(tmp_path):
     finally:
         stop_agent(agent)
     assert "event=stream_broken" in agent_log(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI to make a test certificate")
+def test_tls_with_the_coordinators_ca_and_a_bad_ca_flag(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    tls = FakeCoordinator(tls=(key.read_bytes(), cert.read_bytes()))
+    try:
+        agent = start_agent(tls.address, tmp_path, extra_args=["--tls-ca", str(cert)])
+        try:
+            assert tls.expect("hello").agent_id == "agent-test"
+        finally:
+            assert stop_agent(agent) == 0
+    finally:
+        tls.stop()
+    bad = start_agent("127.0.0.1:1", tmp_path, extra_args=["--tls-ca", str(key)])  # a key, not a cert
+    assert bad.wait(10) == 2
+    assert "flag=--tls-ca" in agent_log(tmp_path)

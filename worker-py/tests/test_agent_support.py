@@ -23,7 +23,9 @@ TOKEN = "s3cret-join-token"
 class FakeCoordinator(agent_pb2_grpc.CoordinatorServicer):
     """Accepts agents with the right bearer token, answers Welcome, records every AgentMessage."""
 
-    def __init__(self, port: int = 0, token: str = TOKEN, heartbeat_ms: int = 100) -> None:
+    def __init__(self, port: int = 0, token: str = TOKEN, heartbeat_ms: int = 100,
+                 tls: tuple[bytes, bytes] | None = None) -> None:
+        """tls: (private key PEM, certificate PEM) to serve TLS instead of plaintext."""
         self.token, self.heartbeat_ms = token, heartbeat_ms
         self.received: queue.Queue = queue.Queue()  # (connection number, AgentMessage)
         self.seen: list = []  # every message received, in order
@@ -33,7 +35,11 @@ class FakeCoordinator(agent_pb2_grpc.CoordinatorServicer):
         self.metadata: list[dict] = []
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         agent_pb2_grpc.add_CoordinatorServicer_to_server(self, self.server)
-        self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
+        if tls:
+            creds = grpc.ssl_server_credentials([tls])
+            self.port = self.server.add_secure_port(f"127.0.0.1:{port}", creds)
+        else:
+            self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
         assert self.port, "could not bind the fake coordinator"
         self.server.start()
 
@@ -176,7 +182,8 @@ def write_fake_trainer(tmp_path) -> str:
 
 
 def start_agent(coordinator: str, tmp_path, token: str = TOKEN, devices: str = "cpu:1",
-                trainer_cmd: str | None = None, extra_env: dict | None = None) -> subprocess.Popen:
+                trainer_cmd: str | None = None, extra_env: dict | None = None,
+                extra_args: list[str] | None = None) -> subprocess.Popen:
     """A real agent process; its log goes to tmp_path/agent.log (read with `agent_log`)."""
     env = dict(os.environ, BYOL_AGENT_TOKEN=token, PYTHONUNBUFFERED="1")
     env.pop("BYOL_TRAINER_CMD", None)
@@ -188,7 +195,8 @@ def start_agent(coordinator: str, tmp_path, token: str = TOKEN, devices: str = "
     log = open(os.path.join(str(tmp_path), "agent.log"), "wb")
     return subprocess.Popen([sys.executable, "-m", "byol_worker.agent", "--coordinator", coordinator,
                              "--agent-id", "agent-test", "--host", "127.0.0.1", "--devices", devices,
-                             "--work-dir", os.path.join(str(tmp_path), "work"), "--log-level", "debug"],
+                             "--work-dir", os.path.join(str(tmp_path), "work"), "--log-level", "debug",
+                             *(extra_args or [])],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -111,7 +111,8 @@ export class AgentRegistry {
     return false;
   }
 
-  freeDevices(): FreeDevice[] {
+  /** Devices of connected agents that hold no job; `includeSettling` also counts those still settling. */
+  freeDevices(opts: {includeSettling?: boolean} = {}): FreeDevice[] {
     const out: FreeDevice[] = [];
     const t = this.now();
     for (const a of this.agents.values()) {
@@ -120,8 +121,8 @@ export class AgentRegistry {
         if (a.assigned.has(d.id)) continue;
         const key = `${a.agentId}/${d.id}`;
         const s = this.settling.get(key);
-        if (s && s.untilMs > t) continue;
-        if (s) this.settling.delete(key);
+        if (s && s.untilMs <= t) this.settling.delete(key); // its trainer never reported: reuse anyway
+        else if (s && !opts.includeSettling) continue;
         out.push({agentId: a.agentId, deviceId: d.id, host: a.host});
       }
     }

@@ -85,9 +85,9 @@ function reattach(ctx: CoordinatorContext, hello: HelloMsg): void {
 
 /** The agent is gone: its generations end (fault), its devices are freed. */
 export function agentLost(ctx: CoordinatorContext, agentId: string, reason: string): void {
-  const rec = ctx.agents.get(agentId);
-  rec?.conn?.close(`agent considered lost: ${reason}`);
-  ctx.agents.remove(agentId);
+  const conn = ctx.agents.get(agentId)?.conn;
+  ctx.agents.remove(agentId); // first, so the stream's own close below is not a second loss
+  conn?.close(`agent considered lost: ${reason}`);
   const wasDraining = ctx.draining.delete(agentId);
   ctx.log.warn({agentId, reason, wasDraining}, 'agent lost');
   for (const run of [...ctx.runs.values()]) {

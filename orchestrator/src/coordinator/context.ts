@@ -42,6 +42,8 @@ export interface CoordinatorContext {
   runs: Map<string, GenerationRun>;
   /** When the fault that ended a job's last generation was detected (for recoverySeconds). */
   faultAtMs: Map<string, number>;
+  /** Per job, the state:generation for which the launcher was last asked for agents (asked once per change). */
+  launched: Map<string, string>;
   /** Agents that announced they are going away (SIGTERM): not given new work. */
   draining: Set<string>;
   /** Set while shutting down: streams closing then are not agent losses. */

@@ -134,6 +134,11 @@ export function finishJob(ctx: CoordinatorContext, jobId: string, state: JobStat
   }
   ctx.agents.release(jobId);
   ctx.faultAtMs.delete(jobId);
+  ctx.launched.delete(jobId);
+  // Frames travel apart from the trainers' exit reports: let the last ones land before forgetting.
+  setTimeout(() => {
+    if (!ctx.runs.has(jobId)) ctx.telemetry.aggregator.forget(jobId);
+  }, 10_000).unref();
   setState(ctx, jobId, state, message);
   ctx.launcher.release(jobId).catch((err) => ctx.log.warn({err, jobId}, 'launcher could not release the job\'s agents'));
   ctx.requestSchedule();

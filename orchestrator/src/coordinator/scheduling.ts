@@ -41,14 +41,17 @@ export function scheduleRound(ctx: CoordinatorContext): void {
     const job = ctx.store.getJob(p.jobId)!;
     if (startGeneration(ctx, job, p.devices)) placed.add(job.id);
   }
+  // Devices whose aborted trainers are still exiting come back in a moment: not a reason to WAIT.
+  const soon = ctx.agents.freeDevices({includeSettling: true}).filter((d) => !ctx.draining.has(d.agentId)).length;
   for (const job of queueOrder(pendingJobs.filter((j) => !placed.has(j.id)))) {
-    const fresh = ctx.store.getJob(job.id)!;
-    if (fresh.state === 'RECOVERING') {
-      const r = resourcesOf(fresh.spec);
-      setState(ctx, fresh.id, 'WAITING', `fewer than minWorkers (${r.minWorkers}) devices free; waiting for agents`);
+    let fresh = ctx.store.getJob(job.id)!;
+    const r = resourcesOf(fresh.spec);
+    if (fresh.state === 'RECOVERING' && soon < r.minWorkers) {
+      fresh = setState(ctx, fresh.id, 'WAITING', `fewer than minWorkers (${r.minWorkers}) devices free; waiting for agents`);
     }
-    if (fresh.state === 'QUEUED' || fresh.state === 'RECOVERING' || fresh.state === 'WAITING') {
-      const r = resourcesOf(fresh.spec);
+    const key = `${fresh.state}:${fresh.generation}`;
+    if (NEEDS_GROUP.includes(fresh.state) && ctx.launched.get(fresh.id) !== key) {
+      ctx.launched.set(fresh.id, key);
       ctx.launcher.ensureAgents({jobId: fresh.id, workers: r.workers, spec: fresh.spec, coordinatorAddress: ctx.grpcAddress})
         .catch((err) => ctx.events.emit(fresh.id, 'error', 'launcher', `could not start agents: ${(err as Error).message}`));
     }

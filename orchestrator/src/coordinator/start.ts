@@ -23,7 +23,6 @@ import {Coordinator} from './coordinator';
 import {EventBus} from './event-bus';
 import {restoreFromStore} from './restore';
 import {scheduleRound} from './scheduling';
-import {staleReports} from './trainer-reports';
 
 export interface CoordinatorOptions {
   /** SQLite file. Default `./.byol/store.db`. */
@@ -139,7 +138,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     store, launcher, log, knobs, agents, telemetry, metrics, requestSchedule,
     events: new EventBus(store, log.child({module: 'jobs'})),
     checkpoints: new CheckpointRegistry(store, log),
-    runs: new Map(), faultAtMs: new Map(), draining: new Set(),
+    runs: new Map(), faultAtMs: new Map(), draining: new Set(), launched: new Map(),
     grpcAddress: '', telemetryAddress: '', closing: false,
   };
 
@@ -184,7 +183,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       await ctx.telemetry.close();
       await launcher.close();
       store.close();
-      log.info({staleReports: staleReports.count}, 'coordinator stopped');
+      log.info('coordinator stopped');
     },
   };
 }

@@ -10,12 +10,10 @@ import {sendAll, type CoordinatorContext} from './context';
 import {checkpointPolicy} from './job-plan';
 import {endGeneration, jobCheckpointDir, setState} from './lifecycle';
 
-export const staleReports = {count: 0};
-
 function current(ctx: CoordinatorContext, jobId: string, generation: number, what: string): GenerationRun | null {
   const run = ctx.runs.get(jobId);
   if (run && run.accepts(jobId, generation)) return run;
-  staleReports.count++;
+  ctx.metrics.staleReports.inc();
   ctx.log.debug({jobId, generation, what, current: run?.generation}, 'report of a stale generation dropped');
   return null;
 }

@@ -35,7 +35,9 @@ export class LocalLauncher implements Launcher {
     for (let i = 0; i < req.workers; i++) {
       const agentId = localAgentId(req.jobId, i);
       if (this.procs.has(agentId)) continue;
-      this.spawnAgent(req.jobId, agentId, req.coordinatorAddress);
+      // Same machine: dial loopback whatever address the coordinator advertises to remote agents.
+      const port = req.coordinatorAddress.slice(req.coordinatorAddress.lastIndexOf(':') + 1);
+      this.spawnAgent(req.jobId, agentId, `127.0.0.1:${port}`);
     }
   }
 

@@ -3,7 +3,7 @@ import pino, {type Logger} from 'pino';
 export type {Logger};
 
 /**
- * The coordinator's logger: JSON lines on stderr-free stdout (pino), level from BYOL_LOG_LEVEL
+ * The coordinator's logger: pino JSON lines on stdout, level from BYOL_LOG_LEVEL
  * (default 'info'; tests set 'silent' or 'warn'). Child loggers carry the module name.
  */
 export function createLogger(opts: {name?: string; level?: string} = {}): Logger {

@@ -11,6 +11,8 @@ export class CoordinatorMetrics {
   private readonly lr: Gauge;
   private readonly tau: Gauge;
   readonly recoveries: Counter;
+  /** Agent reports of a fenced (older) generation, dropped. */
+  readonly staleReports: Counter;
 
   constructor(counters: () => AggregatorCounters & {malformed: number}, agents: () => number, jobsByState: () => Record<string, number>) {
     const r = this.registry;
@@ -22,6 +24,7 @@ export class CoordinatorMetrics {
     this.lr = new Gauge({name: 'byol_job_learning_rate', help: 'learning rate at the latest step', labelNames: job, registers: [r]});
     this.tau = new Gauge({name: 'byol_job_tau', help: 'EMA tau at the latest step', labelNames: job, registers: [r]});
     this.recoveries = new Counter({name: 'byol_job_recoveries_total', help: 'generations ended by a fault', labelNames: job, registers: [r]});
+    this.staleReports = new Counter({name: 'byol_stale_reports_total', help: 'agent reports of a fenced generation, dropped', registers: [r]});
     new Gauge({
       name: 'byol_telemetry_frames_total', help: 'telemetry frames received, by outcome', labelNames: ['outcome'], registers: [r],
       collect() {

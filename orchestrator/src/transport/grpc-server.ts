@@ -98,7 +98,12 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
           log.warn({peer, err: (err as Error).message}, 'undecodable agent message dropped; agent and coordinator protos may differ');
           return;
         }
-        session.onMessage(msg);
+        try {
+          session.onMessage(msg);
+        } catch (err) {
+          // One bad report must not take the coordinator down with every other agent's stream.
+          log.error({peer, kind: msg.kind, err}, 'handling an agent message failed; message dropped');
+        }
       });
       call.on('end', () => {
         const wasOpen = !closed;

@@ -29,12 +29,13 @@ EXIT_UNAUTHENTICATED = 3
 
 class Agent:
     def __init__(self, coordinator: str, token: str, agent_id: str, host: str, devices: list[Device],
-                 work_dir: str, store_linger_s: float = 5.0) -> None:
+                 work_dir: str, store_linger_s: float = 5.0, tls_root_pem: bytes | None = None) -> None:
         self.agent_id, self.host, self.devices = agent_id, host, devices
         self.outbox = Outbox()
         self.supervisor = Supervisor(devices, work_dir, relay=self.send, on_trainer_exit=self._trainer_exited)
         self.rendezvous = RendezvousHost(host, linger_s=store_linger_s)
-        self.conn = Connection(coordinator, token, self._hello, self._on_message, self._on_fatal, self.outbox)
+        self.conn = Connection(coordinator, token, self._hello, self._on_message, self._on_fatal, self.outbox,
+                               tls_root_pem=tls_root_pem)
         self._versions = versions()
         self._latest_gen: dict[str, int] = {}
         self._gen_lock = threading.Lock()

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", default="auto", help="auto (every GPU, else one CPU slot), cpu:N, or cuda")
     p.add_argument("--work-dir", default="", help="folder for assignment files and sockets "
                                                   "(default <tmp>/byol-agent-<agent-id>)")
+    p.add_argument("--tls-ca", default="", help="PEM file of the CA that signed the coordinator's certificate; "
+                                                "switches the connection to TLS (default: plaintext)")
     p.add_argument("--log-level", default=os.environ.get("BYOL_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"], type=str.lower)
     return p
@@ -77,6 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         logfmt.event(log, "bad_flag", logging.ERROR, flag="--work-dir", value=work_dir, reason=str(e))
         return 2
+    tls_root_pem = None
+    if args.tls_ca:
+        try:
+            with open(args.tls_ca, "rb") as f:
+                tls_root_pem = f.read()
+        except OSError as e:
+            logfmt.event(log, "bad_flag", logging.ERROR, flag="--tls-ca", value=args.tls_ca, reason=str(e))
+            return 2
+        if b"-----BEGIN CERTIFICATE-----" not in tls_root_pem:
+            logfmt.event(log, "bad_flag", logging.ERROR, flag="--tls-ca", value=args.tls_ca,
+                         reason="no PEM certificate in the file")
+            return 2
     from .agent import Agent  # after the flags are checked: it pulls in grpc and zmq
 
     linger = os.environ.get(STORE_LINGER_ENV, "")
@@ -85,4 +99,5 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         logfmt.event(log, "bad_env", logging.ERROR, env=STORE_LINGER_ENV, value=linger, hint="give seconds, e.g. 5")
         return 2
-    return Agent(args.coordinator, token, agent_id, host, devices, work_dir, store_linger_s=linger_s).run()
+    return Agent(args.coordinator, token, agent_id, host, devices, work_dir, store_linger_s=linger_s,
+                 tls_root_pem=tls_root_pem).run()

@@ -47,8 +47,10 @@ class _StreamState:
 class Connection:
     def __init__(self, target: str, token: str, make_hello: Callable[[], agent_pb2.Hello],
                  on_message: Callable[[agent_pb2.CoordinatorMessage], None],
-                 on_fatal: Callable[[str], None], outbox: Outbox | None = None) -> None:
+                 on_fatal: Callable[[str], None], outbox: Outbox | None = None,
+                 tls_root_pem: bytes | None = None) -> None:
         self.target = target
+        self._tls = grpc.ssl_channel_credentials(root_certificates=tls_root_pem) if tls_root_pem else None
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._make_hello = make_hello
         self._on_message = on_message
@@ -107,7 +109,8 @@ class Connection:
         attempt = 0
         while not self._stop.is_set():
             stream = _StreamState()
-            channel = grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+            channel = (grpc.secure_channel(self.target, self._tls, options=_CHANNEL_OPTIONS) if self._tls
+                       else grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS))
             call = agent_pb2_grpc.CoordinatorStub(channel).Connect(self._requests(stream), metadata=self._metadata)
             with self._lock:
                 self._stream, self._call = stream, call

@@ -1,0 +1,42 @@
+"""Resume exactness: 6 steps straight == 3 steps, checkpoint, 3 more in a fresh process (losses and params)."""
+from __future__ import annotations
+
+import torch
+
+from byol_worker import checkpoint as ckpt
+from byol_worker.trainer import train_in_process
+from conftest import load_model_state, resolved, run_group, tiny_doc
+
+# 64 samples, B 16: 4 steps per epoch, 1.5 epochs -> K = 6; the resumed half crosses the epoch boundary
+SIX_STEPS = {"data": {"numSamples": 64}, "train": {"epochs": 1.5, "globalBatch": 16}}
+
+
+def test_resume_in_fresh_process_continues_exactly(tmp_path):
+    spec = resolved(tiny_doc(spec=SIX_STEPS))
+    straight = train_in_process(spec, checkpoint_dir=str(tmp_path / "straight"))
+    assert straight.exit_code == 0 and sorted(straight.losses) == [0, 1, 2, 3, 4, 5]
+
+    first = train_in_process(spec, checkpoint_dir=str(tmp_path / "split"), stop_at_step=3)
+    assert first.exit_code == 75 and first.step == 3
+    assert [first.losses[k] for k in range(3)] == [straight.losses[k] for k in range(3)]
+    mid = tmp_path / "split" / "step-000000003"
+    state = ckpt.load(str(mid))["state"]
+    assert state["step"] == 3 and state["world_size"] == 1 and state["epoch"] == 0.75
+
+    codes, metrics, reports = run_group(spec, 1, tmp_path / "split", resume=str(mid))
+    assert codes == [0]
+    resumed = {m.step: m.loss for m in metrics}
+    assert sorted(resumed) == [3, 4, 5]  # it did not redo steps 0-2
+    for k in (3, 4, 5):
+        assert abs(resumed[k] - straight.losses[k]) <= 1e-6, (k, resumed[k], straight.losses[k])
+    a = load_model_state(tmp_path / "straight" / "step-000000006")
+    b = load_model_state(tmp_path / "split" / "step-000000006")
+    assert a.keys() == b.keys()
+    for n in a:
+        assert torch.allclose(a[n].float(), b[n].float(), rtol=0, atol=1e-6), n
+    opt_a = ckpt.load(str(tmp_path / "straight" / "step-000000006"))["optimizer"]["state"]
+    opt_b = ckpt.load(str(tmp_path / "split" / "step-000000006"))["optimizer"]["state"]
+    for i in opt_a:
+        assert torch.allclose(opt_a[i]["momentum_buffer"], opt_b[i]["momentum_buffer"], rtol=0, atol=1e-6)
+    done = [r.checkpoint for r in reports if r.HasField("checkpoint")]
+    assert [(c.step, c.ok) for c in done] == [(6, True)]
