@@ -93,10 +93,17 @@ describe('coordinator recovery', () => {
     const [c, [a0, a1, a2]] = await setup(3);
     const job = c.api.submit(tinySpec({workers: 2, minWorkers: 1, epochs: 2}));
     await rendezvous([a0, a1], 1);
-    a1.send({event: {jobId: job.id, generation: 1, level: 'warn', message: 'SIGTERM received, stopping at the next step'}});
+    a1.send({event: {jobId: job.id, generation: 1, level: 'warn', message: 'SIGTERM received, stopping at the next step', draining: true}});
+    // The preempted agent's rank stops and the agent leaves before rank 0 has reported its save:
+    // the generation waits for rank 0 instead of ending as a worker loss.
+    a1.trainer(job.id, 1, 1, TS.TRAINER_PREEMPTED, 5, 75);
+    await new Promise((r) => setTimeout(r, 100));
+    a1.close();
+    await waitFor('agent-1 gone', () => !c.api.workers().some((w) => w.agentId === 'agent-1'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(c.api.getJob(job.id)!.state).toBe('SCHEDULED');
     checkpoint(c, a0, job.id, 1, 5);
     a0.trainer(job.id, 1, 0, TS.TRAINER_PREEMPTED, 5, 75);
-    a1.trainer(job.id, 1, 1, TS.TRAINER_PREEMPTED, 5, 75);
     const g2 = await rendezvous([a0, a2], 2);
     expect(g2.map((a) => a.resumeCheckpoint)).toEqual([0, 1].map(() => join(c.checkpointRoot, job.id, 'step-000000005')));
     a0.send({progress: {jobId: job.id, generation: 2, rank: 0, step: 6, epoch: 1.5}});

@@ -148,13 +148,15 @@ class Reporter:
         except zmq.Again:
             log.warning("report queue to the agent is full; a report was dropped")
 
-    def progress(self, step: int, epoch: float, force: bool = False) -> None:
+    def progress(self, step: int, epoch: float, force: bool = False, results: dict | None = None) -> None:
+        """Throttled progress; `results` (e.g. knn_top1 of the finished run) always goes out."""
         now = time.monotonic()
-        if not force and now - self._last_progress < self.min_interval_s:
+        if not force and not results and now - self._last_progress < self.min_interval_s:
             return
         self._last_progress = now
         self._send(trainer_pb2.TrainerReport(progress=agent_pb2.Progress(
-            job_id=self.job_id, generation=self.generation, rank=self.rank, step=step, epoch=epoch)))
+            job_id=self.job_id, generation=self.generation, rank=self.rank, step=step, epoch=epoch,
+            results=results or {})))
 
     def checkpoint(self, step: int, ok: bool, path: str = "", nbytes: int = 0, sha256: str = "",
                    error: str = "") -> None:

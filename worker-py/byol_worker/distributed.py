@@ -57,7 +57,7 @@ def set_threads(threads_per_worker: int, device: torch.device, world_size: int) 
     n = int(threads_per_worker or 0)
     if n <= 0:
         local = int(os.environ.get("BYOL_LOCAL_WORLD_SIZE", world_size) or 1)
-        n = max(1, (os.cpu_count() or 1) // max(1, local)) if device.type == "cpu" else 1
+        n = max(1, (os.cpu_count() or 1) // max(1, local))
     torch.set_num_threads(n)
     return n
 

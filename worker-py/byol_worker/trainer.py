@@ -40,6 +40,7 @@ class RunResult:
     exit_code: int
     step: int                                   # global steps completed
     losses: dict[int, float] = field(default_factory=dict)   # k -> this rank's loss
+    z_std: dict[int, float] = field(default_factory=dict)    # k -> collapse monitor (0 = collapsed)
     knn_top1: float | None = None
     checkpoints: list = field(default_factory=list)          # checkpoint.SaveResult of this rank's saves
     message: str = ""
@@ -66,11 +67,23 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Run one trainer rank from an assignment file written by an agent.")
     ap.add_argument("--assignment", required=True, help="assignment JSON (see docs/internals.md)")
     args = ap.parse_args(argv)
+    code = _main(args.assignment)
+    # Leave without interpreter teardown: C++ threads of gloo/libzmq that outlive it sometimes abort the
+    # process ("terminate called without an active exception", SIGABRT) after a clean finish.
+    import zmq
+    zmq.Context.instance().destroy(linger=1000)  # lets the last reports out, at most 1 s
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _main(assignment: str) -> int:
     setup_logging()
     stop = StopFlag()
     stop.install()
     try:
-        a = read_assignment(args.assignment)
+        a = read_assignment(assignment)
         setup_logging(rank=a.proto.rank)
         res = run(a, stop)
     except (BadInput, AssignmentError) as e:
@@ -301,7 +314,7 @@ class _Run:
             lr, tau = lr_at(k, self.K, int(self.sch.warmup_steps), float(self.sch.peak_lr)), tau_at(k, self.K, float(self.sch.tau_base))
             out = self.step.run(micro, lr, tau)
             done = k + 1
-            r.losses[k], r.step = out["loss"], done
+            r.losses[k], r.z_std[k], r.step = out["loss"], out["z_std"], done
             extra = {"z_std": out["z_std"]}
             if self.rank == 0 and knn_on and ((knn_every and done % knn_every == 0) or done == self.end):
                 r.knn_top1 = self._knn()
@@ -336,7 +349,8 @@ class _Run:
         if not stopping and self.stop.requested:
             stopping = done < self.K
         ok = self.checkpoint(done, wait=True)
-        self.reporter.progress(done, done / int(self.sch.steps_per_epoch), force=True)
+        results = {"knn_top1": r.knn_top1} if r.knn_top1 is not None and done == self.K and self.rank == 0 else None
+        self.reporter.progress(done, done / int(self.sch.steps_per_epoch), force=True, results=results)
         if not ok:
             r.exit_code = EXIT_FAILED
             r.message = (f"stopped at step {done} but its checkpoint could not be written (see the log); "

@@ -100,3 +100,7 @@ def param_names(resolved_doc: dict) -> set[str]:
     """Names of the learnable parameters (no BN buffers) of the job's BYOLModel."""
     from byol_worker.model import build_model
     return {n for n, _ in build_model(resolved_doc["spec"]["model"]).named_parameters()}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: the slowest tests (minutes); they still run in the suite")

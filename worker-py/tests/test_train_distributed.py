@@ -1,7 +1,12 @@
 """Data-parallel equivalence and the stop agreement, with real trainer processes over gloo."""
 from __future__ import annotations
 
+import json
+import os
 import signal
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -95,3 +100,69 @@ def test_stop_at_step_command_to_one_rank(tmp_path):
     assert codes == [75, 75]
     saved = [r.checkpoint for r in reports if r.HasField("checkpoint")]
     assert [(c.step, c.ok) for c in saved] == [(sent["target"], True)]
+
+
+def _bn_rank(rank: int, port: int, out: str) -> None:
+    """One rank of the fp64 check: DDP + GlobalBatchNorm on half the batch vs plain BN on all of it."""
+    import copy
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    from byol_worker.distributed import convert_sync_batchnorm, init_group, teardown
+    from byol_worker.loss import byol_loss
+    from byol_worker.model import build_model
+    torch.set_num_threads(1)
+    store = dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False) if rank == 0 else None
+    info = init_group(f"127.0.0.1:{port}", rank, 2, 7, torch.device("cpu"))
+    torch.manual_seed(3)
+    cfg = {"backbone": "resnet18-cifar", "width": 0.125, "projector": {"hiddenDim": 32, "outDim": 16},
+           "predictor": {"hiddenDim": 32}}
+    ref = build_model(cfg).double()
+    synced = convert_sync_batchnorm(copy.deepcopy(ref), torch.device("cpu"))
+    online = DDP(synced.online_network(), broadcast_buffers=False)
+    v1, v2 = torch.randn(16, 3, 16, 16, dtype=torch.float64), torch.randn(16, 3, 16, 16, dtype=torch.float64)
+    mine = slice(rank * 8, rank * 8 + 8)
+
+    def loss(model, net, a, b):
+        p1, p2, _, _ = net(a, b)
+        with torch.no_grad():
+            t1, t2 = model.target_forward(a), model.target_forward(b)
+        return byol_loss(p1, p2, t1, t2)
+
+    worst = []
+    for _ in range(3):
+        for p in list(ref.parameters()) + list(synced.parameters()):
+            p.grad = None
+        loss(ref, ref.online_network(), v1, v2).backward()
+        loss(synced, online, v1[mine], v2[mine]).backward()
+        g = dict(ref.named_parameters())
+        worst.append(max(float((p.grad - g[n].grad).abs().max()) for n, p in synced.named_parameters()
+                         if p.grad is not None))
+        with torch.no_grad():
+            for m in (ref, synced):
+                for p in m.online_parameters():
+                    p -= 0.01 * p.grad
+                m.update_target(0.99)
+    stats = max(float((a - b).abs().max()) for (n, a), b in zip(synced.state_dict().items(), ref.state_dict().values())
+                if "running" in n)
+    with open(out, "w") as f:
+        json.dump({"grad_diff": worst, "running_diff": stats}, f)
+    teardown(info)
+    del store
+
+
+def test_global_batchnorm_is_exact_in_fp64(tmp_path):
+    """2 ranks x 8 with GlobalBatchNorm + DDP == one BN over 16, to 1e-12, over 3 SGD + EMA steps."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+    procs = [subprocess.Popen([sys.executable, __file__, str(r), str(port), str(tmp_path / f"r{r}.json")], env=env)
+             for r in (0, 1)]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    for r in (0, 1):
+        res = json.loads((tmp_path / f"r{r}.json").read_text())
+        assert max(res["grad_diff"]) < 1e-12 and res["running_diff"] < 1e-12, res
+
+
+if __name__ == "__main__":
+    _bn_rank(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])

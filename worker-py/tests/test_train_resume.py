@@ -40,3 +40,28 @@ def test_resume_in_fresh_process_continues_exactly(tmp_path):
         assert torch.allclose(opt_a[i]["momentum_buffer"], opt_b[i]["momentum_buffer"], rtol=0, atol=1e-6)
     done = [r.checkpoint for r in reports if r.HasField("checkpoint")]
     assert [(c.step, c.ok) for c in done] == [(6, True)]
+    last = [r.progress for r in reports if r.HasField("progress")][-1]
+    assert last.step == 6 and dict(last.results) == {}  # kNN is off in this spec: no results
+
+
+def test_cli_max_steps_then_resume_auto(tmp_path):
+    """`python -m byol_worker train`: stop at --max-steps with a checkpoint, then --resume auto finishes."""
+    import subprocess
+    import sys
+
+    import yaml
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_doc(spec={"eval": {"knn": {"enabled": True, "k": 5}}})))
+    cmd = [sys.executable, "-m", "byol_worker", "train", "--spec", str(spec_file), "--nproc", "1",
+           "--checkpoint-dir", str(tmp_path / "ck")]
+    first = subprocess.run(cmd + ["--max-steps", "2"], capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert [s for s, _ in ckpt.list_steps(str(tmp_path / "ck"))] == [2]
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # --resume auto is the default
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resuming from" in second.stderr and "step-000000002" in second.stderr
+    assert [s for s, _ in ckpt.list_steps(str(tmp_path / "ck"))] == [2, 4]
+    top1 = float(second.stdout.split("knn_top1")[1].split()[0])
+    assert 0.0 <= top1 <= 1.0
+    bad = subprocess.run(cmd[:5] + [str(tmp_path / "missing.yaml")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "missing.yaml" in bad.stderr

@@ -23,13 +23,21 @@ export interface TrainerStatusMsg {
   jobId: string; generation: number; rank: number; state: TrainerStateName;
   exitCode: number; message: string; step: number;
 }
-export interface ProgressMsg {jobId: string; generation: number; rank: number; step: number; epoch: number}
+export interface ProgressMsg {
+  jobId: string; generation: number; rank: number; step: number; epoch: number;
+  /** End-of-run evaluations (e.g. knn_top1), sent once by rank 0 before it exits. */
+  results?: Record<string, number>;
+}
 export interface CheckpointReportMsg {
   jobId: string; generation: number; step: number; ok: boolean;
   path: string; bytes: number; sha256: string; error: string;
 }
 export interface RendezvousReadyMsg {jobId: string; generation: number; address: string}
-export interface AgentEventMsg {jobId: string; generation: number; level: string; message: string}
+export interface AgentEventMsg {
+  jobId: string; generation: number; level: string; message: string;
+  /** The agent is shutting down (SIGTERM): it will leave after its trainers checkpoint. */
+  draining: boolean;
+}
 
 export type AgentMsg =
   | {kind: 'hello'; hello: HelloMsg}

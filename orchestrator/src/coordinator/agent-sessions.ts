@@ -92,6 +92,10 @@ export function agentLost(ctx: CoordinatorContext, agentId: string, reason: stri
   ctx.log.warn({agentId, reason, wasDraining}, 'agent lost');
   for (const run of [...ctx.runs.values()]) {
     if (!run.agentIds().includes(agentId) || run.phase === 'ended') continue;
+    // A preempted agent leaves once its ranks stopped cleanly; the other ranks are still saving
+    // and reporting the same stop step, so the generation ends as 'preempted' when they have.
+    const mine = run.ranks.filter((r) => r.agentId === agentId);
+    if (mine.every((r) => r.state === 'PREEMPTED' || r.state === 'SUCCEEDED')) continue;
     endGeneration(ctx, run, 'worker-lost', `agent ${agentId} lost: ${reason}`);
   }
   ctx.requestSchedule();

@@ -2,30 +2,12 @@
  * Job identity and schedule numbers per world size. Same B, K, LR and tau for every W;
  * only microBatch/accumulation follow W (docs/internals.md "Schedule numbers").
  */
-import {createHash, randomBytes} from 'node:crypto';
-import type {JobSpec, ScheduleState} from '../domain/types';
-import {computeSchedule} from '../schedules';
-import {datasetSize} from '../spec/resolve';
+import {randomBytes} from 'node:crypto';
+import type {JobSpec} from '../domain/types';
 
-/** The schedule state for world size W (throws SpecError when W does not divide B). */
-export function scheduleFor(spec: JobSpec, W: number): ScheduleState {
-  const s = spec.spec as Record<string, any>;
-  return computeSchedule({
-    datasetSize: datasetSize(spec),
-    globalBatch: s.train.globalBatch,
-    epochs: s.train.epochs,
-    warmupEpochs: s.optimizer.warmupEpochs,
-    baseLr: s.optimizer.baseLr,
-    lrScaling: s.optimizer.lrScaling,
-    tauBase: s.ema.base,
-    microBatch: s.train.microBatch ?? 0,
-  }, W);
-}
-
-/** sha256 of the resolved spec's JSON (keys in document order, as resolved). */
-export function hashSpec(spec: JobSpec): string {
-  return createHash('sha256').update(JSON.stringify(spec)).digest('hex');
-}
+// One implementation of the schedule numbers and the spec hash, shared with `byolctl plan`; the hash
+// matches the Python worker's spec_hash (canonical JSON), which checkpoints record.
+export {scheduleFor, specHash as hashSpec} from '../spec';
 
 /** "<name>-<6 hex>": readable and unique enough for one coordinator. */
 export function newJobId(name: string): string {

@@ -53,6 +53,20 @@ export function onProgress(ctx: CoordinatorContext, p: ProgressMsg): void {
   const job = ctx.store.getJob(p.jobId)!;
   const step = run.progressStep();
   if (step !== job.step) ctx.store.updateJob(p.jobId, {step});
+  if (p.results) {
+    const result = {...job.result, ...camelResults(p.results), resultStep: p.step};
+    ctx.store.updateJob(p.jobId, {result});
+    ctx.events.emit(p.jobId, 'info', 'result', `results at step ${p.step}: ${formatResults(p.results)}`, result);
+  }
+}
+
+/** knn_top1 -> knnTop1, as the rest of the JSON the API serves. */
+function camelResults(r: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()), v]));
+}
+
+function formatResults(r: Record<string, number>): string {
+  return Object.entries(r).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ');
 }
 
 export function onTrainerStatus(ctx: CoordinatorContext, agentId: string, t: TrainerStatusMsg): void {
@@ -76,12 +90,23 @@ export function onTrainerStatus(ctx: CoordinatorContext, agentId: string, t: Tra
     }
     return;
   }
+  if (t.state === 'PREEMPTED') endIfStopStalls(ctx, run);
   if (run.allIn('SUCCEEDED')) {
     ctx.store.updateJob(run.jobId, {step: run.progressStep()});
     endGeneration(ctx, run, 'completed', '', 'SUCCEEDED');
   } else if (run.allIn('SUCCEEDED', 'PREEMPTED')) {
     endGeneration(ctx, run, 'preempted', `all ranks stopped at step ${run.progressStep()} after a checkpoint`);
   }
+}
+
+/** Ranks agree on one stop step; if some never report it within the grace period, stop waiting. */
+function endIfStopStalls(ctx: CoordinatorContext, run: GenerationRun): void {
+  const graceS = Number((ctx.store.getJob(run.jobId)?.spec.spec as any)?.preemption?.gracePeriodSeconds ?? 30);
+  setTimeout(() => {
+    if (ctx.runs.get(run.jobId) !== run || run.phase === 'ended') return;
+    const left = run.ranks.filter((r) => r.state !== 'PREEMPTED' && r.state !== 'SUCCEEDED').map((r) => r.rank);
+    endGeneration(ctx, run, 'preempted', `rank(s) ${left.join(', ')} did not stop within the ${graceS} s grace period`);
+  }, (graceS + 5) * 1000).unref();
 }
 
 export function onCheckpoint(ctx: CoordinatorContext, c: CheckpointReportMsg): void {
@@ -102,7 +127,7 @@ export function onCheckpoint(ctx: CoordinatorContext, c: CheckpointReportMsg): v
 }
 
 export function onAgentEvent(ctx: CoordinatorContext, agentId: string, e: AgentEventMsg): void {
-  if (/sigterm|preempt|shutting down|draining/i.test(e.message)) ctx.draining.add(agentId);
+  if (e.draining) ctx.draining.add(agentId);
   const level = e.level === 'error' || e.level === 'warn' ? e.level : 'info';
   if (e.jobId) {
     if (!current(ctx, e.jobId, e.generation, 'event') && ctx.store.getJob(e.jobId) === undefined) return;

@@ -48,6 +48,7 @@ export function decodeAgentMessage(buf: Buffer): AgentMsg {
     const p = m.progress;
     return {kind: 'progress', progress: {
       jobId: str(p.jobId), generation: num(p.generation), rank: num(p.rank), step: num(p.step), epoch: num(p.epoch),
+      results: p.results && Object.keys(p.results).length ? {...p.results} : undefined,
     }};
   }
   if (m.checkpoint) {
@@ -65,6 +66,7 @@ export function decodeAgentMessage(buf: Buffer): AgentMsg {
     const e = m.event;
     return {kind: 'event', event: {
       jobId: str(e.jobId), generation: num(e.generation), level: str(e.level), message: str(e.message),
+      draining: Boolean(e.draining),
     }};
   }
   throw new Error('AgentMessage has no kind set');

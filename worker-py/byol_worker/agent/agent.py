@@ -93,7 +93,7 @@ class Agent:
               grace_s=grace)
         for job_id, gen in sorted({t.key[:2] for t in trainers}):
             self.send(agent_pb2.AgentMessage(event=agent_pb2.AgentEvent(
-                job_id=job_id, generation=gen, level="warn",
+                job_id=job_id, generation=gen, level="warn", draining=True,
                 message=f"agent {self.agent_id} got {self._stop_reason}: trainers will checkpoint at a common "
                         f"step and exit (grace {grace:g}s)")))
         for t in trainers:
