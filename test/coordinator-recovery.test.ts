@@ -76,6 +76,32 @@ describe('coordinator recovery', () => {
     expect(gens[1].recoverySeconds).toBeGreaterThanOrEqual(0);
   });
 
+  test('elastic: a job shrunk to 1 rank grows back to 2 at its next checkpoint, with no step lost', async () => {
+    const [c, [a0, a1]] = await setup(2);
+    const job = c.api.submit(tinySpec({workers: 2, minWorkers: 1, epochs: 2}));
+    await rendezvous([a0, a1], 1);
+    a1.close(); // lost: the job goes on with one rank
+    await a0.nextCommand(CMD.COMMAND_ABORT);
+    await rendezvous([a0], 2);
+    a0.send({progress: {jobId: job.id, generation: 2, rank: 0, step: 1, epoch: 0.25}});
+    await waitFor('RUNNING on 1 rank', () => c.api.getJob(job.id)!.state === 'RUNNING');
+
+    const a2 = addAgent(c, 'agent-2'); // capacity returns
+    await waitFor('agent-2 registered', () => c.api.workers().some((w) => w.agentId === 'agent-2' && w.connected));
+    checkpoint(c, a0, job.id, 2, 4); // a checkpoint boundary: the group stops at the next step to grow
+    const stop = (await a0.nextCommand(CMD.COMMAND_STOP_AT_STEP)).command!;
+    expect(Number(stop.generation)).toBe(2);
+    checkpoint(c, a0, job.id, 2, 5);
+    a0.trainer(job.id, 2, 0, TS.TRAINER_PREEMPTED, 5);
+    const assigns = await rendezvous([a0, a2], 3);
+    expect(assigns.map((a) => Number(a.worldSize))).toEqual([2, 2]);
+    expect(assigns[0].resumeCheckpoint).toBe(join(c.checkpointRoot, job.id, 'step-000000005'));
+    expect([assigns[0].schedule!.globalBatch, assigns[0].schedule!.microBatch]).toEqual([8, 4]);
+    const gens = c.api.getJob(job.id)!.generations;
+    expect(gens[1]).toMatchObject({generation: 2, worldSize: 1, endStep: 5, endReason: 'grow', stepsLost: 0});
+    expect(c.api.events(job.id).some((e) => e.type === 'elastic' && /grow from 1 to 2/.test(e.message))).toBe(true);
+  });
+
   test('a hung agent (no heartbeats) is lost after heartbeatTimeoutMs; with minWorkers 2 the job WAITs for a new agent', async () => {
     const [c, [a0, a1]] = await setup(2, {heartbeatTimeoutMs: 600});
     const job = c.api.submit(tinySpec({workers: 2}));

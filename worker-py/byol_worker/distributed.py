@@ -38,6 +38,8 @@ def pick_device(want: str) -> torch.device:
     if want in ("", "auto"):
         want = "cuda" if torch.cuda.is_available() else "cpu"
     want = want.replace("cpu:0", "cpu")
+    if want.startswith("xla"):
+        return _xla_device(want)
     try:
         dev = torch.device(want)
     except RuntimeError as e:
@@ -49,6 +51,18 @@ def pick_device(want: str) -> torch.device:
     elif dev.type != "cpu":
         raise ValueError(f"device {want!r}: only cpu and cuda trainers are implemented")
     return dev
+
+
+def _xla_device(want: str) -> torch.device:
+    """A TPU (or other XLA) device through torch_xla's PJRT runtime. Written against torch_xla's
+    documented API (torch_xla.device(), the "xla" process-group backend); not run on TPUs here."""
+    try:
+        import torch_xla
+        import torch_xla.distributed.xla_backend  # noqa: F401  registers the "xla" backend
+    except ImportError as e:
+        raise ValueError(f"device {want!r}: torch_xla is not installed on this host; install torch_xla "
+                         "(PJRT runtime, PJRT_DEVICE=TPU) or set spec.resources.device: cpu or cuda") from e
+    return torch_xla.device()
 
 
 def set_threads(threads_per_worker: int, device: torch.device, world_size: int) -> int:
@@ -75,7 +89,7 @@ def init_group(address: str, rank: int, world_size: int, generation: int, device
     host, port = parse_address(address)
     timeout = datetime.timedelta(seconds=timeout_s)
     store = dist.TCPStore(host, port, world_size=None, is_master=False, timeout=timeout)
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = {"cuda": "nccl", "xla": "xla"}.get(device.type, "gloo")
     pstore = dist.PrefixStore(f"gen{generation}/", store)
     kwargs = {"device_id": device} if device.type == "cuda" else {}
     dist.init_process_group(backend, store=pstore, rank=rank, world_size=world_size, timeout=timeout, **kwargs)

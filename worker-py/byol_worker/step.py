@@ -33,6 +33,8 @@ class TrainStep:
         self.accumulation = accumulation
         self.online = online if online is not None else model.online_network()
         self._has_no_sync = hasattr(self.online, "no_sync")
+        # XLA tensors are lazy: cut the graph once per optimizer step, or it grows across steps.
+        self._xla_sync = _xla_sync if next(model.parameters()).device.type == "xla" else None
 
     def run(self, micro_batches: Sequence[tuple[torch.Tensor, torch.Tensor]], lr: float, tau: float) -> dict:
         """micro_batches: `accumulation` pairs of float NCHW views on the device.
@@ -62,5 +64,12 @@ class TrainStep:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.model.update_target(tau)
+        if self._xla_sync is not None:
+            self._xla_sync()
         loss_mean, spread = torch.stack(stats).mean(dim=0).tolist()  # one host sync per step
         return {"loss": loss_mean, "z_std": spread}
+
+
+def _xla_sync() -> None:
+    import torch_xla
+    torch_xla.sync()

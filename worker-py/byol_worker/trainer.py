@@ -198,6 +198,10 @@ class _Run:
             with warnings.catch_warnings():  # broadcast_buffers=False is what we want: BN buffers stay per rank
                 warnings.simplefilter("ignore", FutureWarning)
                 online = DDP(online, device_ids=ids, broadcast_buffers=False)
+        if s["train"].get("compile"):
+            # Compiles the online forward (and its backward through AOTAutograd); the optimizer step and
+            # the EMA update stay eager. The first step pays the compile time (machine-facts.md §5).
+            online = torch.compile(online)
         self.step = TrainStep(self.model, self.opt, self.prec, accumulation=self.acc, online=online)
         self.augs = self._augs()
         self.end = self.K

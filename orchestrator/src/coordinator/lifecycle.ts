@@ -61,7 +61,8 @@ export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Devi
   ctx.events.emit(job.id, 'info', 'generation',
     `generation ${generation}: ${W} rank(s) on ${run.agentIds().join(', ')}; ` +
     (resume ? `resuming from step ${resume.step} (${resume.path})` : 'fresh start') +
-    `; micro-batch ${schedule.microBatch} x ${schedule.accumulation} accumulation per rank, global batch ${schedule.globalBatch}`,
+    `; micro-batch ${schedule.microBatch} x ${schedule.accumulation} accumulation per rank, global batch ${schedule.globalBatch}` +
+    (schedule.accumulation > 1 ? ` (batch-norm statistics are taken over micro-batches of ${schedule.microBatch} per rank)` : ''),
     {generation, worldSize: W, resumeStep: run.plan.resumeStep});
   sendAll(ctx, run.begin());
   setTimeout(() => {

@@ -7,6 +7,7 @@ import type {
 } from '../agents/agent-messages';
 import {isTerminal, type GenerationRun} from '../rendezvous/generation-run';
 import {sendAll, type CoordinatorContext} from './context';
+import {growTarget, maybeGrow} from './elastic';
 import {checkpointPolicy} from './job-plan';
 import {endGeneration, jobCheckpointDir, setState} from './lifecycle';
 
@@ -95,7 +96,10 @@ export function onTrainerStatus(ctx: CoordinatorContext, agentId: string, t: Tra
     ctx.store.updateJob(run.jobId, {step: run.progressStep()});
     endGeneration(ctx, run, 'completed', '', 'SUCCEEDED');
   } else if (run.allIn('SUCCEEDED', 'PREEMPTED')) {
-    endGeneration(ctx, run, 'preempted', `all ranks stopped at step ${run.progressStep()} after a checkpoint`);
+    const grow = growTarget(run);
+    endGeneration(ctx, run, grow ? 'grow' : 'preempted', grow
+      ? `all ranks stopped at step ${run.progressStep()} after a checkpoint, to restart on ${grow} ranks`
+      : `all ranks stopped at step ${run.progressStep()} after a checkpoint`);
   }
 }
 
@@ -124,6 +128,7 @@ export function onCheckpoint(ctx: CoordinatorContext, c: CheckpointReportMsg): v
   if (!before) {
     ctx.events.emit(c.jobId, 'info', 'checkpoint', `checkpoint at step ${c.step}: ${c.path} (${c.bytes} bytes)`, {step: c.step, path: c.path});
   }
+  maybeGrow(ctx, run);
 }
 
 export function onAgentEvent(ctx: CoordinatorContext, agentId: string, e: AgentEventMsg): void {
