@@ -80,7 +80,7 @@ class FakeCoordinator(agent_pb2_grpc.CoordinatorServicer):
         """Send a CoordinatorMessage(**kind) on the newest stream."""
         self._outs[self.connections].put(agent_pb2.CoordinatorMessage(**kind))
 
-    def expect(self, kind: str, pred=lambda m: True, timeout: float = 10.0):
+    def expect(self, kind: str, pred=lambda m: True, timeout: float = 30.0):
         """The oldest not yet expected AgentMessage of this oneof kind whose payload satisfies pred (a
         mailbox: messages that do not match stay for later calls), else AssertionError."""
         deadline = time.monotonic() + timeout

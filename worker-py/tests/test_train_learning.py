@@ -6,13 +6,10 @@ Asserted: the BYOL loss falls by more than half, the projections do not collapse
 features are no worse than random-init ones for kNN (within 3 points). NOT asserted (not reached): the +10-point kNN
 gain the brief asks for. Measured here: random init 25.8% -> 27.6% after 4 epochs (bf16, 123 s); 2-epoch
 runs with LARS lr 0.3/1.0, SGD 0.06/0.2, batch 64/128 or milder augmentations stayed within a point of 25.8%.
-BYOL_LEARN_BUDGET_S (default 170) caps the training time: a slower machine (no bf16) stops early at a
-checkpoint and is tested there.
+The run has a fixed number of steps and no time budget: a slow or busy machine makes it slower, not weaker.
 """
 from __future__ import annotations
 
-import os
-import threading
 import time
 
 import pytest
@@ -21,10 +18,8 @@ import torch
 from byol_worker import checkpoint as ckpt
 from byol_worker.evaluate import knn_monitor
 from byol_worker.model import build_model
-from byol_worker.trainer import StopFlag, train_in_process
+from byol_worker.trainer import train_in_process
 from conftest import resolved, shared_data_dir, tiny_doc
-
-BUDGET_S = float(os.environ.get("BYOL_LEARN_BUDGET_S", "170"))
 
 
 def _spec(data_dir: str) -> dict:
@@ -53,16 +48,10 @@ def test_byol_beats_random_init_knn(tmp_path, capsys):
     torch.manual_seed(spec["spec"]["train"]["seed"])  # the trainer's own initial weights
     before = knn_monitor(build_model(spec["spec"]["model"]).online_encoder, spec)["top1"]
 
-    stop = StopFlag()
-    timer = threading.Timer(BUDGET_S, lambda: setattr(stop, "requested", True))
     t0 = time.monotonic()
-    timer.start()
-    try:
-        r = train_in_process(spec, checkpoint_dir=str(tmp_path), stop=stop)
-    finally:
-        timer.cancel()
+    r = train_in_process(spec, checkpoint_dir=str(tmp_path))
     seconds = time.monotonic() - t0
-    assert r.exit_code in (0, 75) and r.step >= 100, (r.exit_code, r.step, r.message)
+    assert r.exit_code == 0 and r.step == 624, (r.exit_code, r.step, r.message)  # 4 x (20000 // 128)
     losses = [r.losses[k] for k in sorted(r.losses)]
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < 0.5 * first, (first, last)  # the BYOL loss fell
