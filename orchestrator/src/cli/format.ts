@@ -33,7 +33,9 @@ export function eventLine(ev: JobEvent): string {
 
 export function resultLine(j: JobView): string {
   const parts = Object.entries(j.result ?? {}).map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toFixed(4)) : JSON.stringify(v)}`);
-  return `job ${j.id} ${j.state}${j.message ? `: ${j.message}` : ''}${parts.length ? `  result: ${parts.join(' ')}` : ''}`;
+  const line = `job ${j.id} ${j.state}${j.message ? `: ${j.message}` : ''}${parts.length ? `  result: ${parts.join(' ')}` : ''}`;
+  const knn = j.result?.knnTop1;
+  return typeof knn === 'number' ? `${line}\nkNN top-1 accuracy of the trained encoder: ${(100 * knn).toFixed(2)}%` : line;
 }
 
 export function jobDetails(j: JobView): string {
