@@ -192,7 +192,7 @@ def test_knn_cli_on_export_checkpoint_and_random_init(tmp_path, capsys):
 
 def test_knn_cli_on_real_cifar_subset(capsys):
     if not os.path.isdir(shared_data()):
-        pytest.skip(f"shared CIFAR-10 data not at {shared_data()} (set BYOL_SHARED_DATA)")
+        pytest.fail(f"shared CIFAR-10 data not at {shared_data()}: set BYOL_SHARED_DATA to the cifar10-jpeg folder")
     args = ["--random-init", "--backbone", "resnet18-cifar", "--width", "0.125", "--data", shared_data(),
             "--bank-size", "1000", "--query-size", "200", "--json"]
     assert evaluate.main(args) == 0

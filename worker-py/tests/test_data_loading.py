@@ -90,7 +90,7 @@ def test_npy_errors_name_the_file(tmp_path):
 
 def test_real_cifar_npy_loads():
     if not os.path.isdir(shared_data()):
-        pytest.skip(f"shared CIFAR-10 data not at {shared_data()} (set BYOL_SHARED_DATA)")
+        pytest.fail(f"shared CIFAR-10 data not at {shared_data()}: set BYOL_SHARED_DATA to the cifar10-jpeg folder")
     tr = open_dataset({"format": "npy", "path": shared_data()}, "train")
     te = open_dataset({"format": "npy", "path": shared_data(), "evalPath": shared_data()}, "eval")
     assert (len(tr), len(te), tr.num_classes) == (20000, 10000, 10)

@@ -251,7 +251,7 @@ def test_examples_resolve():
 
 def test_quickstart_example_points_at_the_shared_data():
     if not os.path.isdir(shared_data()):
-        pytest.skip(f"shared CIFAR-10 data not at {shared_data()} (set BYOL_SHARED_DATA)")
+        pytest.fail(f"shared CIFAR-10 data not at {shared_data()}: set BYOL_SHARED_DATA to the cifar10-jpeg folder")
     r = load_spec(os.path.join(EXAMPLES, "quickstart.yaml"))
     assert os.path.samefile(r["spec"]["data"]["path"], shared_data())
     p = plan(r, 2, 20000)
