@@ -2,7 +2,7 @@
 # Runs the benchmarks of design.md §10 and writes one JSON per benchmark to bench/out/ (gitignored);
 # BENCHMARKS.md explains them and records the numbers.
 #
-#   bash bench/run.sh                      # all of them (about 15 minutes on an idle 2-core machine)
+#   bash bench/run.sh                      # all of them (about 25 minutes on an idle 2-core machine)
 #   bash bench/run.sh worker overhead      # some: worker, overhead, telemetry, checkpoint, recovery
 #   bash bench/run.sh --quick              # smoke run of all (a few minutes; numbers mean nothing)
 #

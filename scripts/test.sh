@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 export PIP_RETRIES=0
 status=0
 npx jest "$@" || status=1
-.venv/bin/python -m pytest -q worker-py/tests || status=1
+.venv/bin/python -m pytest -q worker-py/tests bench/py || status=1
 exit $status

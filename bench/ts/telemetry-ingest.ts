@@ -63,16 +63,23 @@ async function round(ingest: TelemetryIngest, store: ReturnType<typeof openStore
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   gen.stdin!.write('go\n');
-  const deadline = t0 + 300_000;
+  let exited = false;
+  gen.once('exit', () => (exited = true));
+  let seen = 0;
+  let lastChange = t0;
   while (ingest.aggregator.counters.frames - framesBefore < total) {
-    if (performance.now() > deadline) throw new Error(`only ${ingest.aggregator.counters.frames - framesBefore} of ${total} frames arrived in 300 s`);
+    const now = performance.now();
+    const got = ingest.aggregator.counters.frames - framesBefore;
+    if (got !== seen) [seen, lastChange] = [got, now];
+    // nothing new for 10 s: frames were lost (the generator sends blocking, so this is a bug to report)
+    if (now - lastChange > 10_000) throw new Error(`only ${got} of ${total} frames arrived${exited ? ' (the generator has exited)' : ''}`);
     await sleep(2);
   }
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   ingest.flush();
   const sender = JSON.parse(String((await it.next()).value));
-  await new Promise((r) => gen.once('exit', r));
+  if (!exited) await new Promise((r) => gen.once('exit', r));
   const stored = store.listMetrics(jobId).length;
   const last = store.listMetrics(jobId, {sinceStep: steps - 1})[0];
   return {
