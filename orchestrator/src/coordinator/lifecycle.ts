@@ -9,7 +9,7 @@ import {TERMINAL_STATES} from '../domain/types';
 import {GenerationRun, isTerminal} from '../rendezvous/generation-run';
 import type {Device} from '../scheduler/placement';
 import {sendAll, type CoordinatorContext} from './context';
-import {scheduleFor} from './job-plan';
+import {scheduleForWorld} from './job-plan';
 
 export const jobCheckpointDir = (ctx: CoordinatorContext, jobId: string): string => join(ctx.knobs.checkpointRoot, jobId);
 
@@ -29,7 +29,7 @@ export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Devi
   const W = devices.length;
   let schedule;
   try {
-    schedule = scheduleFor(job.spec, W);
+    schedule = scheduleForWorld(job, W);
   } catch (err) {
     setState(ctx, job.id, 'FAILED', `cannot plan ${W} ranks: ${(err as Error).message}`);
     return null;

@@ -5,7 +5,7 @@
  */
 import {GenerationRun} from '../rendezvous/generation-run';
 import type {CoordinatorContext} from './context';
-import {scheduleFor} from './job-plan';
+import {scheduleForWorld} from './job-plan';
 import {endGeneration, jobCheckpointDir, setState} from './lifecycle';
 
 export function restoreFromStore(ctx: CoordinatorContext): void {
@@ -18,7 +18,7 @@ export function restoreFromStore(ctx: CoordinatorContext): void {
     }
     let schedule;
     try {
-      schedule = scheduleFor(job.spec, gen.worldSize);
+      schedule = scheduleForWorld(job, gen.worldSize);
     } catch (err) {
       setState(ctx, job.id, 'FAILED', `cannot re-plan after restart: ${(err as Error).message}`);
       continue;
