@@ -37,6 +37,9 @@ for b in "${picked[@]}"; do
     recovery) script=recovery.py ;;
   esac
   "$PY" "bench/py/$script" "${quick[@]}" || { echo "bench: $b FAILED" >&2; status=1; }
+  if [ "$b" = checkpoint ] && [ ${#quick[@]} -eq 0 ]; then  # and with the step filling both cores
+    "$PY" "bench/py/$script" --threads 2 --repeats 2 || { echo "bench: $b (2 threads) FAILED" >&2; status=1; }
+  fi
 done
 ls -1 bench/out/*.json
 exit $status

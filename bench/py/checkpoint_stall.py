@@ -1,16 +1,17 @@
 """Asynchronous checkpoint stall versus a synchronous save of the same state (design.md §7, §10).
 
-    .venv/bin/python bench/py/checkpoint_stall.py [--model resnet50] [--repeats 3] [--quick]
+    .venv/bin/python bench/py/checkpoint_stall.py [--threads 1] [--model resnet50] [--repeats 5] [--quick]
 
 One process, one BYOL model (ResNet-50 with 4096/256 heads by default: online + target + predictor and
 the LARS momentum, about 0.4 GB on disk) trained with the worker's TrainStep on small random views, and
 the worker's own checkpoint code (byol_worker.checkpoint) writing to this disk:
   sync:  the loop stops while `checkpoint.write` saves the live state dicts (no copy: the cheapest sync save);
-  async: what the trainer does: `checkpoint.snapshot` (copy to CPU, the only blocking part) then
-         `AsyncSaver.save`, training on while the writer thread runs.
+  async: what the trainer does: `AsyncSaver.save` (a copy into shared memory, the only blocking part),
+         training on while the idle-priority writer process writes.
 The stall of a save = (time of the steps around it) - (the same number of steps at the median no-save
-step time), measured in windows alternated with no-save windows (order S A A S S A), so the goal
-"async stall <= 10% of sync" is a ratio within one process.
+step time), measured in windows alternated with no-save windows (order S A A S S A ...), so the goal
+"async stall <= 10% of sync" is a ratio (of medians) within one process. The first background save of a
+process (mapping the staging buffer, starting the writer) is timed apart: it happens once per trainer.
 """
 from __future__ import annotations
 
@@ -53,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image", type=int, default=32,
                     help="view size: the state size does not depend on it; short steps time the stall finely")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3, help="sync/async pairs, alternated S A A S S A (default 3)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="training threads (default 1: a core left to the host, as a GPU trainer leaves it; "
+                         "with 2 the step fills both cores, and the idle-priority writer waits for gaps)")
+    ap.add_argument("--repeats", type=int, default=5, help="sync/async pairs, alternated S A A S S A ... (default 5)")
     ap.add_argument("--after", type=int, default=2, help="steps counted after a save has finished (default 2)")
     ap.add_argument("--dir", default="", help="where checkpoints go (default a temp folder under bench/out)")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny model, seconds")
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for _ in range(3):  # warm-up: allocator, LARS momentum buffers exist from here on
         one_step()
-    saver = ckpt.AsyncSaver()
+    from byol_worker.async_save import AsyncSaver
+    saver = AsyncSaver()
 
     def window(mode: str) -> dict:
         """Steps from a save (or none) until it is done, plus `after` more; returns times."""
@@ -96,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             block = time.perf_counter() - b0
         elif mode == "async":
             b0 = time.perf_counter()
-            saver.save(ckpt.snapshot(*state(k["n"])), root)
+            saver.save(ckpt.Snapshot(*state(k["n"])), root)
             block = time.perf_counter() - b0
-        while mode == "async" and saver._thread is not None and saver._thread.is_alive():
+        while mode == "async" and saver.busy:
             one_step()
             n_steps += 1
         for _ in range(a.after if mode != "none" else max(a.after, 4)):
@@ -109,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         return {"mode": mode, "total_s": total, "steps": n_steps, "blocking_s": block,
                 "write_s": res.seconds if res else None, "bytes": res.bytes if res else None}
 
+    # once per trainer process, not per save: the first background save maps the shared staging buffer and
+    # starts the writer process; timed here, left out of the comparison
+    t0 = time.perf_counter()
+    saver.save(ckpt.Snapshot(*state(k["n"])), root)
+    first_blocking = time.perf_counter() - t0
+    saver.wait()
     order = []
     for i in range(a.repeats):
         order += ["sync", "async"] if i % 2 == 0 else ["async", "sync"]
@@ -126,19 +136,22 @@ def main(argv: list[str] | None = None) -> int:
     step_s = statistics.median(base_steps)
     for w in windows:
         w["stall_s"] = round(w["total_s"] - w["steps"] * step_s, 4) if w["mode"] != "none" else None
-    stall = {m: statistics.fmean(w["stall_s"] for w in windows if w["mode"] == m) for m in ("sync", "async")}
+    # median: one noisy window (this VM's steps jump by 30% now and then) should not decide the ratio
+    stall = {m: statistics.median(w["stall_s"] for w in windows if w["mode"] == m) for m in ("sync", "async")}
     size = next((w["bytes"] for w in windows if w["bytes"]), None)
+    saver.close()
     shutil.rmtree(root, ignore_errors=True)
     out = {"model": a.model, "parameters": params, "checkpoint_bytes": size, "precision": prec_name,
            "threads": a.threads, "image": a.image, "batch": a.batch, "step_s_median_no_save": round(step_s, 4),
            "step_s_no_save_all": [round(s, 4) for s in base_steps],
-           "sync_stall_s": round(stall["sync"], 3), "async_stall_s": round(stall["async"], 3),
+           "sync_stall_s_median": round(stall["sync"], 3), "async_stall_s_median": round(stall["async"], 3),
            "async_blocking_s": round(statistics.fmean(w["blocking_s"] for w in windows if w["mode"] == "async"), 3),
-           "async_over_sync": round(stall["async"] / stall["sync"], 4), "goal": "async stall <= 0.10 x sync stall",
+           "async_over_sync": round(stall["async"] / stall["sync"], 4),
+           "first_async_save_blocking_s": round(first_blocking, 3), "goal": "async stall <= 0.10 x sync stall",
            "windows": [{k2: (round(v, 4) if isinstance(v, float) else v) for k2, v in w.items()} for w in windows]}
     log.info("stall: sync %.3f s, async %.3f s (blocking snapshot %.3f s) -> %.1f%% of sync; goal <= 10%%",
              stall["sync"], stall["async"], out["async_blocking_s"], 100 * out["async_over_sync"])
-    write_result("checkpoint-stall" + ("-quick" if a.quick else ""), out, watch)
+    write_result(f"checkpoint-stall-{a.threads}t" + ("-quick" if a.quick else ""), out, watch)
     return 0
 
 

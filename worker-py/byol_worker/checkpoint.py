@@ -3,7 +3,7 @@
 `<checkpoint_dir>/step-<k:09d>/` holds model.pt, optimizer.pt, rng.pt, state.json, spec.json and
 manifest.json (sha256 and size of every other file). It is written into `.tmp-step-<k>-<pid>/`, every file
 and the folder fsynced, then renamed: a folder without a valid manifest is not a checkpoint.
-`AsyncSaver` takes a CPU snapshot (the only stall of training) and writes it on a background thread.
+Saves in the background go through async_save.AsyncSaver.
 """
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import logging
 import os
 import re
 import shutil
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -42,7 +40,7 @@ def step_dir_name(step: int) -> str:
 
 @dataclass
 class Snapshot:
-    """Everything a checkpoint holds, already on the CPU and detached from training."""
+    """Everything a checkpoint holds: CPU copies for `write`; live state for AsyncSaver.save, which copies it."""
     step: int
     model: dict
     optimizer: dict
@@ -87,11 +85,29 @@ def _sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def _write_synced(path: str, writer: Callable[[Any], None]) -> None:
-    with open(path, "wb") as f:
+class _HashingFile:
+    """A write-only file that hashes what passes through, so a save never reads its files back."""
+
+    def __init__(self, f) -> None:
+        self.f, self.sha, self.bytes = f, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        self.bytes += len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _write_synced(path: str, writer: Callable[[Any], None]) -> dict:
+    """Write, flush and fsync one file; return its manifest entry {sha256, bytes}."""
+    with open(path, "wb") as raw:
+        f = _HashingFile(raw)
         writer(f)
         f.flush()
-        os.fsync(f.fileno())
+        os.fsync(raw.fileno())
+    return {"sha256": f.sha.hexdigest(), "bytes": f.bytes}
 
 
 def _fsync_dir(path: str) -> None:
@@ -110,14 +126,12 @@ def write(snap: Snapshot, checkpoint_dir: str) -> SaveResult:
         os.makedirs(checkpoint_dir, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         os.mkdir(tmp)
-        _write_synced(os.path.join(tmp, "model.pt"), lambda f: torch.save(snap.model, f))
-        _write_synced(os.path.join(tmp, "optimizer.pt"), lambda f: torch.save(snap.optimizer, f))
-        _write_synced(os.path.join(tmp, "rng.pt"), lambda f: torch.save(snap.rng, f))
+        files = {}
+        for name, obj in (("model.pt", snap.model), ("optimizer.pt", snap.optimizer), ("rng.pt", snap.rng)):
+            files[name] = _write_synced(os.path.join(tmp, name), lambda f, o=obj: torch.save(o, f))
         for name, obj in (("state.json", snap.state), ("spec.json", snap.spec)):
             data = json.dumps(obj, indent=1, sort_keys=True).encode()
-            _write_synced(os.path.join(tmp, name), lambda f, d=data: f.write(d))
-        files = {n: {"sha256": _sha256_file(os.path.join(tmp, n)), "bytes": os.path.getsize(os.path.join(tmp, n))}
-                 for n in PAYLOAD}
+            files[name] = _write_synced(os.path.join(tmp, name), lambda f, d=data: f.write(d))
         manifest = json.dumps({"files": files, "step": snap.step}, indent=1, sort_keys=True).encode()
         _write_synced(os.path.join(tmp, MANIFEST), lambda f: f.write(manifest))
         _fsync_dir(tmp)
@@ -205,42 +219,3 @@ def prune(checkpoint_dir: str, keep_last: int, keep_every: int = 0) -> list[str]
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
-
-
-@dataclass
-class AsyncSaver:
-    """At most one save in flight: `save()` waits for the previous write, then starts the next.
-
-    `on_done(result)` runs on the writer thread when a save completes or fails (ok=False with the error);
-    a failure never raises into the training loop.
-    """
-    on_done: Callable[[SaveResult], None] | None = None
-    results: list[SaveResult] = field(default_factory=list)
-    _thread: threading.Thread | None = None
-
-    def save(self, snap: Snapshot, checkpoint_dir: str) -> None:
-        self.wait()
-        self._thread = threading.Thread(target=self._run, args=(snap, checkpoint_dir),
-                                        name=f"ckpt-{snap.step}", daemon=True)
-        self._thread.start()
-
-    def _run(self, snap: Snapshot, checkpoint_dir: str) -> None:
-        t0 = time.monotonic()
-        try:
-            res = write(snap, checkpoint_dir)
-        except Exception as e:  # ENOSPC, EACCES, ENOTDIR ...: training goes on, the error is reported
-            res = SaveResult(step=snap.step, ok=False, error=f"{type(e).__name__}: {e}")
-        res.seconds = time.monotonic() - t0
-        self.results.append(res)
-        if self.on_done is not None:
-            try:
-                self.on_done(res)
-            except Exception:
-                log.exception("checkpoint report callback failed")
-
-    def wait(self) -> SaveResult | None:
-        """Block until the save in flight (if any) is done; return the last result."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        return self.results[-1] if self.results else None

@@ -142,6 +142,7 @@ class _Run:
     def __init__(self, a: Assignment, stop: StopFlag) -> None:
         import torch
         from . import checkpoint as ckpt
+        from .async_save import AsyncSaver
         from .control import ControlChannel, Reporter
         from .data import BatchLoader, open_dataset
         from .distributed import convert_sync_batchnorm, init_group, pick_device, set_threads
@@ -213,7 +214,7 @@ class _Run:
                                          rank=self.rank, world_size=self.W)
         self.control = ControlChannel(a.control_address)
         self.reporter = Reporter(a.report_address, job_id=p.job_id, generation=int(p.generation), rank=self.rank)
-        self.saver = ckpt.AsyncSaver(on_done=self._saved)
+        self.saver = AsyncSaver(on_done=self._saved)
         self.result = RunResult(exit_code=EXIT_FAILED, step=self.start)
         log.info("rank %d/%d on %s (%d threads, %s%s): steps %d..%d of K=%d, B=%d = %d ranks x %d x %d accum",
                  self.rank, self.W, self.device, threads, self.prec.name,
@@ -281,7 +282,7 @@ class _Run:
             state = {"step": done, "epoch": done / int(self.sch.steps_per_epoch), "world_size": self.W,
                      "spec_hash": self.hash, "job_id": self.a.proto.job_id, "generation": int(self.a.proto.generation),
                      "schedule": json_format.MessageToDict(self.sch, preserving_proto_field_name=True)}
-            snap = ckpt.snapshot(done, self.model.state_dict(), self.opt.state_dict(),
+            snap = ckpt.Snapshot(done, self.model.state_dict(), self.opt.state_dict(),
                                  {"world_size": self.W, "ranks": states}, state, self.resolved)
             self.saver.save(snap, self.a.proto.checkpoint_dir)
             if wait:
@@ -382,7 +383,7 @@ class _Run:
 
     def close(self) -> None:
         from .distributed import teardown
-        self.saver.wait()
+        self.saver.close()
         self.loader.close()
         for c in (self.telemetry, self.control, self.reporter):
             c.close()

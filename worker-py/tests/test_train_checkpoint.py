@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from byol_worker import checkpoint as ckpt
+from byol_worker.async_save import AsyncSaver
 from byol_worker.trainer import BadInput, train_in_process
 from conftest import resolved, tiny_doc
 
@@ -71,7 +72,7 @@ def test_prune_keeps_last_and_every(tmp_path):
 
 def test_async_saver_failure_reports_and_removes_temp(tmp_path):
     results = []
-    saver = ckpt.AsyncSaver(on_done=results.append)
+    saver = AsyncSaver(on_done=results.append)
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     saver.save(_snap(3), str(not_a_dir))           # cannot even make the folder
@@ -80,7 +81,7 @@ def test_async_saver_failure_reports_and_removes_temp(tmp_path):
     (blocked / "step-000000004").write_text("a file where the folder must go")
     saver.save(_snap(4), str(blocked))             # fails at the rename, after writing everything
     saver.save(_snap(5), str(blocked))             # the next save still works
-    saver.wait()
+    saver.close()
     assert [(r.step, r.ok) for r in results] == [(3, False), (4, False), (5, True)]
     assert "NotADirectoryError" in results[0].error or "FileExistsError" in results[0].error
     assert results[1].error

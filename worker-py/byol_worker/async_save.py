@@ -1,0 +1,248 @@
+"""Background checkpoint saves: a copy into shared memory, then a separate, idle-priority writer process.
+
+The training loop stalls only for `AsyncSaver.save`'s copy of the state into a shared staging buffer (an
+anonymous memfd, reused from save to save, so no page faults after the first). A writer process (started at
+the first save, with its own GIL, at SCHED_IDLE priority) rebuilds the tensors from that buffer and writes
+them with `checkpoint.write` (temporary folder, fsync, sha256 manifest, rename). A writer *thread* is not
+used: on a busy CPU its GIL and cores compete with the loop, and bench/py/checkpoint_stall.py measured it
+stalling training more than a synchronous save. When the loop waits for a save (the last one, a preemption
+save), the cores are idle, so the idle priority costs nothing there.
+
+The writer runs in its own process group, so a SIGTERM or Ctrl-C sent to the trainer's group does not
+kill a save in flight, and it exits when its stdin closes, i.e. when the trainer closes the saver or dies.
+(Not its own session: with the kernel's autogroup scheduling, a new session would get its own equal share of
+the CPU, whatever its priority.)
+"""
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .checkpoint import SaveResult, Snapshot, write
+
+log = logging.getLogger("byol.checkpoint")
+
+_ALIGN = 64
+
+# Not `-m byol_worker.async_save`: that would load this module twice (as __main__ too), and the _Slot
+# objects the trainer pickles would not be instances of the writer's _Slot.
+_WRITER_MAIN = ("import sys; from byol_worker.logging_setup import setup_logging; setup_logging(); "
+                "from byol_worker.async_save import writer_main; sys.exit(writer_main(int(sys.argv[1])))")
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where one tensor lies in the staging buffer."""
+    offset: int
+    numel: int
+    dtype: torch.dtype
+    shape: tuple
+
+
+def _layout(obj: Any, offset: list[int]) -> Any:
+    """`obj` with every tensor replaced by a _Slot; advances offset[0] past each tensor (aligned)."""
+    if isinstance(obj, torch.Tensor):
+        slot = _Slot(offset[0], obj.numel(), obj.dtype, tuple(obj.shape))
+        offset[0] += -(-obj.numel() * obj.element_size() // _ALIGN) * _ALIGN
+        return slot
+    if isinstance(obj, dict):
+        return {k: _layout(v, offset) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_layout(v, offset) for v in obj)
+    return obj
+
+
+def _aliased(skeleton: Any, mm: mmap.mmap) -> Any:
+    """The object with each tensor a view of exactly its own bytes of the buffer: no copy, and torch.save
+    writes those bytes alone (a view's storage is its slot, not the whole buffer)."""
+    if isinstance(skeleton, _Slot):
+        if skeleton.numel == 0:
+            return torch.empty(skeleton.shape, dtype=skeleton.dtype)
+        t = torch.frombuffer(mm, dtype=skeleton.dtype, count=skeleton.numel, offset=skeleton.offset)
+        return t.view(skeleton.shape)
+    if isinstance(skeleton, dict):
+        return {k: _aliased(v, mm) for k, v in skeleton.items()}
+    if isinstance(skeleton, (list, tuple)):
+        return type(skeleton)(_aliased(v, mm) for v in skeleton)
+    return skeleton
+
+
+def _copy_tensors(src: Any, dst: Any) -> None:
+    """Copy every tensor of `src` into the same place of `dst` (the only part of a save that stalls training)."""
+    if isinstance(dst, torch.Tensor):
+        dst.copy_(src.detach())
+    elif isinstance(dst, dict):
+        for k, v in dst.items():
+            _copy_tensors(src[k], v)
+    elif isinstance(dst, (list, tuple)):
+        for x, v in zip(src, dst):
+            _copy_tensors(x, v)
+
+
+def _map(fd: int, size: int) -> mmap.mmap:
+    return mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))  # no page faults later
+
+
+class AsyncSaver:
+    """At most one save in flight: `save()` waits for the previous one, stages the state, and returns.
+
+    `on_done(result)` runs on a listener thread when a save completes or fails (ok=False with the error);
+    a failure never raises into the training loop. `close()` stops the writer process.
+    """
+
+    def __init__(self, on_done: Callable[[SaveResult], None] | None = None) -> None:
+        self.on_done = on_done
+        self.results: list[SaveResult] = []
+        self._fd = -1
+        self._size = 0
+        self._mm: mmap.mmap | None = None
+        self._proc: subprocess.Popen | None = None
+        self._listener: threading.Thread | None = None
+
+    def save(self, snap: Snapshot, checkpoint_dir: str) -> None:
+        """Copy `snap` (live training state is fine) into the staging buffer, then hand it to the writer."""
+        self.wait()
+        step = snap.step
+        payload = {"model": snap.model, "optimizer": snap.optimizer, "rng": snap.rng}
+        end = [0]
+        skeleton = _layout(payload, end)
+        self._ensure_buffer(max(end[0], _ALIGN))
+        _copy_tensors(payload, _aliased(skeleton, self._mm))
+        self._ensure_writer()
+        msg = {"step": step, "size": self._size, "skeleton": skeleton, "state": dict(snap.state, step=step),
+               "spec": snap.spec, "dir": checkpoint_dir}
+        # the listener sends too: a big message fills the pipe until the writer reads it
+        self._listener = threading.Thread(target=self._talk, args=(msg, time.monotonic()), name=f"ckpt-{step}",
+                                          daemon=True)
+        self._listener.start()
+
+    @property
+    def busy(self) -> bool:
+        """A save is in flight."""
+        return self._listener is not None and self._listener.is_alive()
+
+    def wait(self) -> SaveResult | None:
+        """Block until the save in flight (if any) is done; return the last result."""
+        if self._listener is not None:
+            self._listener.join()
+            self._listener = None
+        return self.results[-1] if self.results else None
+
+    def close(self) -> None:
+        self.wait()
+        self._stop_writer()
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    # ------------------------------------------------------------------ internals
+
+    def _ensure_buffer(self, need: int) -> None:
+        if need <= self._size:
+            return
+        size = need + need // 8  # headroom: optimizer state appears after the first step
+        if self._fd < 0:  # anonymous shared memory (Linux); elsewhere an unlinked temporary file
+            self._fd = (os.memfd_create("byol-checkpoint-staging", 0) if hasattr(os, "memfd_create")
+                        else os.dup(tempfile.TemporaryFile().fileno()))
+        os.ftruncate(self._fd, size)
+        if self._mm is not None:
+            self._mm.close()
+        self._mm = _map(self._fd, size)
+        self._size = size
+
+    def _ensure_writer(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        self._proc = subprocess.Popen([sys.executable, "-c", _WRITER_MAIN, str(self._fd)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, pass_fds=(self._fd,), env=env,
+                                      process_group=0)
+        _idle_priority(self._proc.pid)  # before it imports torch; its threads inherit the policy
+
+    def _stop_writer(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+            proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+    def _talk(self, msg: dict, t0: float) -> None:
+        """Send one save request to the writer and wait for its answer (on the listener thread)."""
+        proc, step, checkpoint_dir = self._proc, msg["step"], msg["dir"]
+        try:
+            pickle.dump(msg, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            proc.stdin.flush()
+            res = pickle.load(proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            code = proc.wait()
+            # its temporary folder is garbage now; a folder without a manifest is never a checkpoint anyway
+            shutil.rmtree(os.path.join(checkpoint_dir, f".tmp-step-{step:09d}-{proc.pid}"), ignore_errors=True)
+            res = SaveResult(step=step, ok=False, error=f"checkpoint writer process exited with code {code} "
+                                                        "during the save (killed? out of memory?)")
+        res.seconds = time.monotonic() - t0
+        self.results.append(res)
+        if self.on_done is not None:
+            try:
+                self.on_done(res)
+            except Exception:
+                log.exception("checkpoint report callback failed")
+
+
+def _idle_priority(pid: int) -> None:
+    """Let `pid` use the CPU only when it is otherwise idle (Linux SCHED_IDLE; elsewhere nice 19)."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
+        except OSError:
+            pass
+
+
+def writer_main(fd: int) -> int:
+    """The writer process: read save requests from stdin, answer each with a SaveResult on stdout."""
+    torch.set_num_threads(1)
+    inp = sys.stdin.buffer
+    out = os.fdopen(os.dup(1), "wb")  # results go here; fd 1 becomes stderr, so no stray print corrupts them
+    os.dup2(2, 1)
+    mm, size = None, 0
+    while True:
+        payload = None
+        try:
+            msg = pickle.load(inp)
+        except EOFError:
+            return 0
+        if msg["size"] != size:
+            if mm is not None:
+                mm.close()
+            mm, size = _map(fd, msg["size"]), msg["size"]
+        try:
+            payload = _aliased(msg["skeleton"], mm)
+            res = write(Snapshot(step=msg["step"], model=payload["model"], optimizer=payload["optimizer"],
+                                 rng=payload["rng"], state=msg["state"], spec=msg["spec"]), msg["dir"])
+        except Exception as e:  # ENOSPC, EACCES, ENOTDIR ...: reported, training goes on
+            res = SaveResult(step=msg["step"], ok=False, error=f"{type(e).__name__}: {e}")
+        payload = None  # release the views before the buffer may be remapped
+        pickle.dump(res, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+

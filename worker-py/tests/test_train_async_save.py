@@ -1,0 +1,94 @@
+"""Background saves (byol_worker.async_save): what the writer process writes is what training held."""
+from __future__ import annotations
+
+import os
+import signal
+
+import torch
+
+from byol_worker import checkpoint as ckpt
+from byol_worker.async_save import AsyncSaver
+from byol_worker.model import build_model
+from byol_worker.optim import build_optimizer
+from byol_worker.step import TrainStep
+from byol_worker.precision import resolve
+
+
+def _trained_state():
+    """A tiny BYOL model and LARS optimizer after one step: float, int64 and 0-dim tensors, momentum buffers."""
+    torch.manual_seed(0)
+    model = build_model({"backbone": "resnet18-cifar", "width": 0.0625, "projector": {"hiddenDim": 16, "outDim": 8},
+                         "predictor": {"hiddenDim": 16}}, 32)
+    opt = build_optimizer(model, {"name": "lars", "weightDecay": 1e-6, "trustCoefficient": 1e-3})
+    views = [(torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32))]
+    TrainStep(model, opt, resolve("fp32", False, torch.device("cpu"))).run(views, lr=0.1, tau=0.99)
+    return model, opt
+
+
+def _snap(step, model, opt, extra=None):
+    rng = {"world_size": 1, "ranks": [{"torch": torch.get_rng_state(), "bf16": torch.ones(3, dtype=torch.bfloat16)}]}
+    return ckpt.Snapshot(step, model.state_dict() | (extra or {}), opt.state_dict(), rng, {"world_size": 1},
+                         {"spec": {"x": 1}})
+
+
+def _assert_same(a, b):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same(x, y)
+    else:
+        assert a == b
+
+
+def test_background_save_round_trips_the_live_state(tmp_path):
+    model, opt = _trained_state()
+    saver = AsyncSaver()
+    try:
+        snap = _snap(1, model, opt)
+        saver.save(snap, str(tmp_path))
+        expected = ckpt.snapshot(1, snap.model, snap.optimizer, snap.rng, snap.state, snap.spec)  # copy of then
+        with torch.no_grad():  # training goes on mutating the live tensors while the writer works
+            for p in model.parameters():
+                p.add_(1.0)
+        res = saver.wait()
+        assert res.ok and res.step == 1, res
+        loaded = ckpt.load(res.path)
+        _assert_same(loaded["model"], expected.model)
+        _assert_same(loaded["optimizer"], expected.optimizer)
+        _assert_same(loaded["rng"], expected.rng)
+        assert loaded["state"]["step"] == 1
+        writer = saver._proc
+        assert os.sched_getscheduler(writer.pid) == os.SCHED_IDLE   # takes idle CPU only
+        assert os.getpgid(writer.pid) != os.getpgid(0)              # a SIGTERM to our group does not reach it
+
+        # a larger state later (the staging buffer grows) and the same writer process keeps working
+        saver.save(_snap(2, model, opt, {"extra": torch.arange(100_000)}), str(tmp_path))
+        res2 = saver.wait()
+        assert res2.ok and saver._proc.pid == writer.pid
+        assert torch.equal(ckpt.load(res2.path)["model"]["extra"], torch.arange(100_000))
+    finally:
+        saver.close()
+    assert writer.poll() is not None  # close() ends the writer
+
+
+def test_killed_writer_is_reported_and_replaced(tmp_path):
+    model, opt = _trained_state()
+    results = []
+    saver = AsyncSaver(on_done=results.append)
+    try:
+        saver.save(_snap(1, model, opt), str(tmp_path))
+        os.kill(saver._proc.pid, signal.SIGKILL)  # before it can answer: it is still starting up
+        res = saver.wait()
+        assert not res.ok and "exited with code -9" in res.error, res
+        saver.save(_snap(2, model, opt), str(tmp_path))  # a new writer takes over
+        assert saver.wait().ok
+    finally:
+        saver.close()
+    assert [(r.step, r.ok) for r in results] == [(1, False), (2, True)]
+    assert sorted(os.listdir(tmp_path)) == ["step-000000002"]  # no .tmp-* left behind
