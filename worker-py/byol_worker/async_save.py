@@ -111,6 +111,10 @@ class AsyncSaver:
         self._proc: subprocess.Popen | None = None
         self._listener: threading.Thread | None = None
 
+    def start(self) -> None:
+        """Start the writer now (optional), so that the first save does not wait for it to import torch."""
+        self._ensure_writer()
+
     def save(self, snap: Snapshot, checkpoint_dir: str) -> None:
         """Copy `snap` (live training state is fine) into the staging buffer, then hand it to the writer."""
         self.wait()
@@ -152,14 +156,17 @@ class AsyncSaver:
 
     # ------------------------------------------------------------------ internals
 
+    def _ensure_fd(self) -> None:
+        if self._fd < 0:  # anonymous shared memory (Linux); elsewhere an unlinked temporary file
+            self._fd = (os.memfd_create("byol-checkpoint-staging", 0) if hasattr(os, "memfd_create")
+                        else os.dup(tempfile.TemporaryFile().fileno()))
+
     def _ensure_buffer(self, need: int) -> None:
         if need <= self._size:
             return
         size = need + need // 8  # headroom: optimizer state appears after the first step
-        if self._fd < 0:  # anonymous shared memory (Linux); elsewhere an unlinked temporary file
-            self._fd = (os.memfd_create("byol-checkpoint-staging", 0) if hasattr(os, "memfd_create")
-                        else os.dup(tempfile.TemporaryFile().fileno()))
-        os.ftruncate(self._fd, size)
+        self._ensure_fd()
+        os.ftruncate(self._fd, size)  # the writer maps the new size when a request names it
         if self._mm is not None:
             self._mm.close()
         self._mm = _map(self._fd, size)
@@ -168,11 +175,11 @@ class AsyncSaver:
     def _ensure_writer(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
+        self._ensure_fd()
         env = dict(os.environ, OMP_NUM_THREADS="1")
         self._proc = subprocess.Popen([sys.executable, "-c", _WRITER_MAIN, str(self._fd)], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, pass_fds=(self._fd,), env=env,
                                       process_group=0)
-        _idle_priority(self._proc.pid)  # before it imports torch; its threads inherit the policy
 
     def _stop_writer(self) -> None:
         proc, self._proc = self._proc, None
@@ -209,7 +216,8 @@ class AsyncSaver:
 
 
 def _idle_priority(pid: int) -> None:
-    """Let `pid` use the CPU only when it is otherwise idle (Linux SCHED_IDLE; elsewhere nice 19)."""
+    """Let `pid` (0: the calling thread) use the CPU only when it is otherwise idle (Linux SCHED_IDLE;
+    elsewhere nice 19)."""
     try:
         os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
@@ -221,6 +229,9 @@ def _idle_priority(pid: int) -> None:
 
 def writer_main(fd: int) -> int:
     """The writer process: read save requests from stdin, answer each with a SaveResult on stdout."""
+    # idle priority from here on, not for its start: importing torch at idle priority on a busy machine could
+    # take longer than a checkpoint interval. Threads started later inherit the policy.
+    _idle_priority(0)
     torch.set_num_threads(1)
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")  # results go here; fd 1 becomes stderr, so no stray print corrupts them

@@ -215,6 +215,8 @@ class _Run:
         self.control = ControlChannel(a.control_address)
         self.reporter = Reporter(a.report_address, job_id=p.job_id, generation=int(p.generation), rank=self.rank)
         self.saver = AsyncSaver(on_done=self._saved)
+        if self.rank == 0:
+            self.saver.start()  # rank 0 writes every checkpoint, at least the last one
         self.result = RunResult(exit_code=EXIT_FAILED, step=self.start)
         log.info("rank %d/%d on %s (%d threads, %s%s): steps %d..%d of K=%d, B=%d = %d ranks x %d x %d accum",
                  self.rank, self.W, self.device, threads, self.prec.name,

@@ -255,4 +255,4 @@ def test_quickstart_example_points_at_the_shared_data():
     r = load_spec(os.path.join(EXAMPLES, "quickstart.yaml"))
     assert os.path.samefile(r["spec"]["data"]["path"], shared_data())
     p = plan(r, 2, 20000)
-    assert (p["stepsPerEpoch"], p["microBatch"], p["accumulation"]) == (156, 64, 1)
+    assert (p["stepsPerEpoch"], p["microBatch"], p["accumulation"]) == (312, 32, 1)
