@@ -125,7 +125,7 @@ class AsyncSaver:
         self._ensure_buffer(max(end[0], _ALIGN))
         _copy_tensors(payload, _aliased(skeleton, self._mm))
         self._ensure_writer()
-        msg = {"step": step, "size": self._size, "skeleton": skeleton, "state": dict(snap.state, step=step),
+        msg = {"step": step, "size": self._size, "skeleton": skeleton, "state": snap.state,
                "spec": snap.spec, "dir": checkpoint_dir}
         # the listener sends too: a big message fills the pipe until the writer reads it
         self._listener = threading.Thread(target=self._talk, args=(msg, time.monotonic()), name=f"ckpt-{step}",

@@ -74,7 +74,7 @@ def _to_cpu(x: Any) -> Any:
 def snapshot(step: int, model_state: dict, optimizer_state: dict, rng: dict, state: dict,
              spec: dict) -> Snapshot:
     return Snapshot(step=step, model=_to_cpu(model_state), optimizer=_to_cpu(optimizer_state),
-                    rng=_to_cpu(rng), state=dict(state, step=step), spec=spec)
+                    rng=_to_cpu(rng), state=state, spec=spec)
 
 
 def _sha256_file(path: str) -> str:
@@ -129,7 +129,7 @@ def write(snap: Snapshot, checkpoint_dir: str) -> SaveResult:
         files = {}
         for name, obj in (("model.pt", snap.model), ("optimizer.pt", snap.optimizer), ("rng.pt", snap.rng)):
             files[name] = _write_synced(os.path.join(tmp, name), lambda f, o=obj: torch.save(o, f))
-        for name, obj in (("state.json", snap.state), ("spec.json", snap.spec)):
+        for name, obj in (("state.json", dict(snap.state, step=snap.step)), ("spec.json", snap.spec)):
             data = json.dumps(obj, indent=1, sort_keys=True).encode()
             files[name] = _write_synced(os.path.join(tmp, name), lambda f, d=data: f.write(d))
         manifest = json.dumps({"files": files, "step": snap.step}, indent=1, sort_keys=True).encode()

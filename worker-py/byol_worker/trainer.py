@@ -141,7 +141,6 @@ class _Run:
 
     def __init__(self, a: Assignment, stop: StopFlag) -> None:
         import torch
-        from . import checkpoint as ckpt
         from .async_save import AsyncSaver
         from .control import ControlChannel, Reporter
         from .data import BatchLoader, open_dataset
