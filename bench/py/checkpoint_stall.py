@@ -6,8 +6,9 @@ One process, one BYOL model (ResNet-50 with 4096/256 heads by default: online + 
 the LARS momentum, about 0.4 GB on disk) trained with the worker's TrainStep on small random views, and
 the worker's own checkpoint code (byol_worker.checkpoint) writing to this disk:
   sync:  the loop stops while `checkpoint.write` saves the live state dicts (no copy: the cheapest sync save);
-  async: what the trainer does: `AsyncSaver.save` (a copy into shared memory, the only blocking part),
-         training on while the idle-priority writer process writes.
+  async: what the trainer does: `AsyncSaver.save` (a copy into shared memory; parameters and optimizer state
+         are copied during the next step, which waits for that copy before its optimizer step), training on
+         while the idle-priority writer process writes.
 The stall of a save = (time of the steps around it) - (the same number of steps at the median no-save
 step time), measured in windows alternated with no-save windows (order S A A S S A ...), so the goal
 "async stall <= 10% of sync" is a ratio (of medians) within one process. The first background save of a
@@ -88,19 +89,29 @@ def main(argv: list[str] | None = None) -> int:
         one_step()
     from byol_worker.async_save import AsyncSaver
     saver = AsyncSaver()
+    fence_wait = [0.0]
+
+    def fence() -> None:  # as the trainer does, timed: how long the step waited for the background copy
+        t = time.perf_counter()
+        saver.fence()
+        fence_wait[0] += time.perf_counter() - t
+
+    step.before_update = fence
+    stable = list(model.parameters()) + [t for st in opt.state.values() for t in st.values() if torch.is_tensor(t)]
 
     def window(mode: str) -> dict:
         """Steps from a save (or none) until it is done, plus `after` more; returns times."""
         t0 = time.perf_counter()
         block = 0.0
         n_steps = 0
+        fence_wait[0] = 0.0
         if mode == "sync":
             b0 = time.perf_counter()
             ckpt.write(ckpt.Snapshot(*state(k["n"])), root)
             block = time.perf_counter() - b0
         elif mode == "async":
             b0 = time.perf_counter()
-            saver.save(ckpt.Snapshot(*state(k["n"])), root)
+            saver.save(ckpt.Snapshot(*state(k["n"])), root, stable=stable)
             block = time.perf_counter() - b0
         while mode == "async" and saver.busy:
             one_step()
@@ -110,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
             n_steps += 1
         total = time.perf_counter() - t0
         res = saver.wait() if mode == "async" else None
-        return {"mode": mode, "total_s": total, "steps": n_steps, "blocking_s": block,
+        return {"mode": mode, "total_s": total, "steps": n_steps, "blocking_s": block, "fence_wait_s": fence_wait[0],
                 "write_s": res.seconds if res else None, "bytes": res.bytes if res else None}
 
     # once per trainer process, not per save: the first background save maps the shared staging buffer and
     # starts the writer process; timed here, left out of the comparison
     t0 = time.perf_counter()
-    saver.save(ckpt.Snapshot(*state(k["n"])), root)
+    saver.save(ckpt.Snapshot(*state(k["n"])), root, stable=stable)
     first_blocking = time.perf_counter() - t0
     saver.wait()
     order = []
@@ -129,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(root, exist_ok=True)
         w = windows[-1]
-        log.info("%s save: window %.2f s over %d steps, blocking %.3f s%s", mode, w["total_s"], w["steps"],
-                 w["blocking_s"], f", background write {w['write_s']:.2f} s" if w["write_s"] else "")
+        log.info("%s save: window %.2f s over %d steps, blocking %.3f s + fence %.3f s%s", mode, w["total_s"],
+                 w["steps"], w["blocking_s"], w["fence_wait_s"],
+                 f", background write {w['write_s']:.2f} s" if w["write_s"] else "")
     windows.append(window("none"))
     base_steps = [w["total_s"] / w["steps"] for w in windows if w["mode"] == "none"]
     step_s = statistics.median(base_steps)
@@ -146,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
            "step_s_no_save_all": [round(s, 4) for s in base_steps],
            "sync_stall_s_median": round(stall["sync"], 3), "async_stall_s_median": round(stall["async"], 3),
            "async_blocking_s": round(statistics.fmean(w["blocking_s"] for w in windows if w["mode"] == "async"), 3),
+           "async_fence_wait_s": round(statistics.fmean(w["fence_wait_s"] for w in windows if w["mode"] == "async"), 4),
            "async_over_sync": round(stall["async"] / stall["sync"], 4),
            "first_async_save_blocking_s": round(first_blocking, 3), "goal": "async stall <= 0.10 x sync stall",
            "windows": [{k2: (round(v, 4) if isinstance(v, float) else v) for k2, v in w.items()} for w in windows]}

@@ -1,7 +1,12 @@
 """Background checkpoint saves: a copy into shared memory, then a separate, idle-priority writer process.
 
 The training loop stalls only for `AsyncSaver.save`'s copy of the state into a shared staging buffer (an
-anonymous memfd, reused from save to save, so no page faults after the first). A writer process (started at
+anonymous memfd, reused from save to save, so no page faults after the first). Most of that copy need not
+stall at all: parameters and optimizer state change only in the optimizer step and the EMA update, so the
+caller can name them `stable` and they are copied by a background thread while the next step's forward and
+backward run; the caller calls `fence()` before it changes them (TrainStep does, before `optimizer.step()`).
+Batch-norm buffers change in the forward pass, so they and everything else are copied before `save` returns.
+A writer process (started at
 the first save, with its own GIL, at SCHED_IDLE priority) rebuilds the tensors from that buffer and writes
 them with `checkpoint.write` (temporary folder, fsync, sha256 manifest, rename). A writer *thread* is not
 used: on a busy CPU its GIL and cores compete with the loop, and bench/py/checkpoint_stall.py measured it
@@ -15,6 +20,7 @@ the CPU, whatever its priority.)
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -26,8 +32,9 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+import numpy as np
 import torch
 
 from .checkpoint import SaveResult, Snapshot, write
@@ -79,16 +86,48 @@ def _aliased(skeleton: Any, mm: mmap.mmap) -> Any:
     return skeleton
 
 
-def _copy_tensors(src: Any, dst: Any) -> None:
-    """Copy every tensor of `src` into the same place of `dst` (the only part of a save that stalls training)."""
+def _pairs(src: Any, dst: Any, out: list) -> list:
+    """(source, staging view) for every tensor of `src`, in order."""
     if isinstance(dst, torch.Tensor):
-        dst.copy_(src.detach())
+        out.append((src.detach(), dst))
     elif isinstance(dst, dict):
         for k, v in dst.items():
-            _copy_tensors(src[k], v)
+            _pairs(src[k], v, out)
     elif isinstance(dst, (list, tuple)):
         for x, v in zip(src, dst):
-            _copy_tensors(x, v)
+            _pairs(x, v, out)
+    return out
+
+
+_SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _copy_cpu(src: torch.Tensor, dst: torch.Tensor) -> None:
+    """dst <- src on one core (numpy, GIL released). Not `copy_`: from a thread of its own, an ATen copy would
+    start a second OpenMP team, and with more OpenMP threads than cores libgomp stops spinning between parallel
+    regions, so training then leaves gaps that the writer fills (bench/py/checkpoint_stall.py, 2 threads)."""
+    as_int = _SAME_SIZE_INT.get(src.element_size())
+    if as_int is None or src.is_complex():
+        dst.copy_(src)
+        return
+    np.copyto(dst.view(as_int).numpy(), src.view(as_int).numpy())  # a view with the same item size: any strides
+
+
+def _copy_later(pairs: list, after: Any) -> None:
+    """The background part of a save. CUDA sources are copied on a side stream that first waits for `after`
+    (the training stream as it was at save time), so the copies overlap the next step's kernels."""
+    side = None
+    if after is not None:
+        side = torch.cuda.Stream(after.device)
+        side.wait_stream(after)
+    with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+        for src, dst in pairs:
+            if src.is_cuda:
+                dst.copy_(src)  # into pageable memory: returns when the bytes are there
+            else:
+                _copy_cpu(src, dst)
+    if side is not None:
+        side.synchronize()
 
 
 def _map(fd: int, size: int) -> mmap.mmap:
@@ -110,27 +149,44 @@ class AsyncSaver:
         self._mm: mmap.mmap | None = None
         self._proc: subprocess.Popen | None = None
         self._listener: threading.Thread | None = None
+        self._copied = threading.Event()
+        self._copied.set()
 
     def start(self) -> None:
         """Start the writer now (optional), so that the first save does not wait for it to import torch."""
         self._ensure_writer()
 
-    def save(self, snap: Snapshot, checkpoint_dir: str) -> None:
-        """Copy `snap` (live training state is fine) into the staging buffer, then hand it to the writer."""
+    def save(self, snap: Snapshot, checkpoint_dir: str, stable: Iterable[torch.Tensor] = ()) -> None:
+        """Copy `snap` (live training state is fine) into the staging buffer, then hand it to the writer.
+
+        Tensors of `snap` that share memory with a tensor in `stable` are copied in the background: the
+        caller must not change them before `fence()` returns. The rest is copied before this returns.
+        """
         self.wait()
         step = snap.step
         payload = {"model": snap.model, "optimizer": snap.optimizer, "rng": snap.rng}
         end = [0]
         skeleton = _layout(payload, end)
         self._ensure_buffer(max(end[0], _ALIGN))
-        _copy_tensors(payload, _aliased(skeleton, self._mm))
+        later_ptrs = {t.data_ptr() for t in stable if t.device.type in ("cpu", "cuda") and t.numel()}
+        now, later = [], []
+        for src, dst in _pairs(payload, _aliased(skeleton, self._mm), []):
+            (later if src.numel() and src.data_ptr() in later_ptrs else now).append((src, dst))
+        for src, dst in now:
+            dst.copy_(src)
+        after = next((torch.cuda.current_stream(s.device) for s, _ in later if s.is_cuda), None)
         self._ensure_writer()
         msg = {"step": step, "size": self._size, "skeleton": skeleton, "state": snap.state,
                "spec": snap.spec, "dir": checkpoint_dir}
+        self._copied.clear()
         # the listener sends too: a big message fills the pipe until the writer reads it
-        self._listener = threading.Thread(target=self._talk, args=(msg, time.monotonic()), name=f"ckpt-{step}",
-                                          daemon=True)
+        self._listener = threading.Thread(target=self._talk, args=(msg, time.monotonic(), later, after),
+                                          name=f"ckpt-{step}", daemon=True)
         self._listener.start()
+
+    def fence(self) -> None:
+        """Block until the background copy of the last save's `stable` tensors is done (usually already)."""
+        self._copied.wait()
 
     @property
     def busy(self) -> bool:
@@ -193,9 +249,18 @@ class AsyncSaver:
             proc.wait()
         proc.stdout.close()
 
-    def _talk(self, msg: dict, t0: float) -> None:
-        """Send one save request to the writer and wait for its answer (on the listener thread)."""
+    def _talk(self, msg: dict, t0: float, later: list, after: Any) -> None:
+        """Finish the copy, send one save request to the writer and wait for its answer (listener thread)."""
         proc, step, checkpoint_dir = self._proc, msg["step"], msg["dir"]
+        error = None
+        try:
+            _copy_later(later, after)  # releases the GIL inside each copy
+        except Exception as e:  # e.g. a CUDA error: this save fails, training decides what to do
+            error = f"staging copy failed: {type(e).__name__}: {e}"
+        self._copied.set()
+        if error is not None:
+            self._finish(SaveResult(step=step, ok=False, error=error), t0)
+            return
         try:
             pickle.dump(msg, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             proc.stdin.flush()
@@ -206,6 +271,9 @@ class AsyncSaver:
             shutil.rmtree(os.path.join(checkpoint_dir, f".tmp-step-{step:09d}-{proc.pid}"), ignore_errors=True)
             res = SaveResult(step=step, ok=False, error=f"checkpoint writer process exited with code {code} "
                                                         "during the save (killed? out of memory?)")
+        self._finish(res, t0)
+
+    def _finish(self, res: SaveResult, t0: float) -> None:
         res.seconds = time.monotonic() - t0
         self.results.append(res)
         if self.on_done is not None:

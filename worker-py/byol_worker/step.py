@@ -6,7 +6,7 @@ The caller owns the loop, data, distributed setup and schedules; it passes the o
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -35,6 +35,9 @@ class TrainStep:
         self._has_no_sync = hasattr(self.online, "no_sync")
         # XLA tensors are lazy: cut the graph once per optimizer step, or it grows across steps.
         self._xla_sync = _xla_sync if next(model.parameters()).device.type == "xla" else None
+        # called before the first change to parameters or optimizer state: a background checkpoint copy of
+        # them (AsyncSaver.fence) overlaps this step's forward and backward, and must end before that change
+        self.before_update: Callable[[], None] | None = None
 
     def run(self, micro_batches: Sequence[tuple[torch.Tensor, torch.Tensor]], lr: float, tau: float) -> dict:
         """micro_batches: `accumulation` pairs of float NCHW views on the device.
@@ -61,6 +64,8 @@ class TrainStep:
             stats.append(torch.stack([loss.detach(), z_std(z1, z2)]))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if self.before_update is not None:
+            self.before_update()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.model.update_target(tau)

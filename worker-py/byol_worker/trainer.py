@@ -216,6 +216,7 @@ class _Run:
         self.saver = AsyncSaver(on_done=self._saved)
         if self.rank == 0:
             self.saver.start()  # rank 0 writes every checkpoint, at least the last one
+            self.step.before_update = self.saver.fence
         self.result = RunResult(exit_code=EXIT_FAILED, step=self.start)
         log.info("rank %d/%d on %s (%d threads, %s%s): steps %d..%d of K=%d, B=%d = %d ranks x %d x %d accum",
                  self.rank, self.W, self.device, threads, self.prec.name,
@@ -285,7 +286,10 @@ class _Run:
                      "schedule": json_format.MessageToDict(self.sch, preserving_proto_field_name=True)}
             snap = ckpt.Snapshot(done, self.model.state_dict(), self.opt.state_dict(),
                                  {"world_size": self.W, "ranks": states}, state, self.resolved)
-            self.saver.save(snap, self.a.proto.checkpoint_dir)
+            # parameters and optimizer state are copied while the next step's forward and backward run
+            stable = list(self.model.parameters()) + [t for st in self.opt.state.values() for t in st.values()
+                                                      if isinstance(t, torch.Tensor)]
+            self.saver.save(snap, self.a.proto.checkpoint_dir, stable=stable)
             if wait:
                 res = self.saver.wait()
                 ok = bool(res and res.ok and res.step == done)

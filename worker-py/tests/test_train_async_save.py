@@ -92,3 +92,32 @@ def test_killed_writer_is_reported_and_replaced(tmp_path):
         saver.close()
     assert [(r.step, r.ok) for r in results] == [(1, False), (2, True)]
     assert sorted(os.listdir(tmp_path)) == ["step-000000002"]  # no .tmp-* left behind
+
+
+def test_stable_tensors_are_copied_during_the_next_step_and_saved_as_they_were(tmp_path):
+    """Parameters and optimizer state (stable) are copied in the background until fence(); everything else
+    (BN buffers, which the next forward changes) before save() returns. Both land as they were at save time."""
+    model, opt = _trained_state()
+    odd = {"bf16": torch.randn(5, 7).to(torch.bfloat16), "strided": torch.randn(6, 4).t(),
+           "channels_last": torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)}
+    stable = list(model.parameters()) + [t for st in opt.state.values() for t in st.values()] + list(odd.values())
+    saver = AsyncSaver()
+    step = TrainStep(model, opt, resolve("fp32", False, torch.device("cpu")))
+    order = []
+    step.before_update = lambda: (saver.fence(), order.append([p.clone() for p in model.parameters()]))
+    try:
+        snap = _snap(1, model, opt, odd)
+        expected = ckpt.snapshot(1, snap.model, snap.optimizer, snap.rng, snap.state, snap.spec)
+        before = [p.clone() for p in model.parameters()]
+        saver.save(snap, str(tmp_path), stable=stable)
+        step.run([(torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32))], lr=0.1, tau=0.99)  # forward changes BN
+        assert all(torch.equal(a, b) for a, b in zip(order[0], before))  # the fence came before the update
+        assert not torch.equal(model.state_dict()["online_encoder.bn1.running_mean"],
+                               expected.model["online_encoder.bn1.running_mean"])
+        res = saver.wait()
+        assert res.ok, res
+        loaded = ckpt.load(res.path)
+        _assert_same(loaded["model"], expected.model)
+        _assert_same(loaded["optimizer"], expected.optimizer)
+    finally:
+        saver.close()
