@@ -3,7 +3,7 @@
 # BENCHMARKS.md explains them and records the numbers.
 #
 #   bash bench/run.sh                      # all of them (about 25 minutes on an idle 2-core machine)
-#   bash bench/run.sh worker overhead      # some: worker, overhead, telemetry, checkpoint, recovery
+#   bash bench/run.sh worker overhead      # some: worker, overhead, telemetry, checkpoint, recovery, syncbn
 #   bash bench/run.sh --quick              # smoke run of all (a few minutes; numbers mean nothing)
 #
 # Measure on an idle machine: each script warns when the load average is above 1 at its start, and
@@ -16,12 +16,12 @@ picked=()
 for a in "$@"; do
   case "$a" in
     --quick) quick=(--quick) ;;
-    worker|overhead|telemetry|checkpoint|recovery) picked+=("$a") ;;
+    worker|overhead|telemetry|checkpoint|recovery|syncbn) picked+=("$a") ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "bench/run.sh: unknown argument '$a'; use --quick and/or worker overhead telemetry checkpoint recovery" >&2; exit 2 ;;
+    *) echo "bench/run.sh: unknown argument '$a'; use --quick and/or worker overhead telemetry checkpoint recovery syncbn" >&2; exit 2 ;;
   esac
 done
-[ ${#picked[@]} -gt 0 ] || picked=(worker overhead telemetry checkpoint recovery)
+[ ${#picked[@]} -gt 0 ] || picked=(worker overhead telemetry checkpoint recovery syncbn)
 [ -x "$PY" ] || { echo "bench/run.sh: $PY missing; run 'bash scripts/setup.sh' first" >&2; exit 2; }
 [ -f dist/orchestrator/src/cli/main.js ] || { echo "bench/run.sh: the CLI is not built; run 'bash scripts/setup.sh' first" >&2; exit 2; }
 mkdir -p bench/out
@@ -35,6 +35,7 @@ for b in "${picked[@]}"; do
     telemetry) script=telemetry.py ;;
     checkpoint) script=checkpoint_stall.py ;;
     recovery) script=recovery.py ;;
+    syncbn) script=syncbn.py ;;
   esac
   "$PY" "bench/py/$script" "${quick[@]}" || { echo "bench: $b FAILED" >&2; status=1; }
   if [ "$b" = checkpoint ] && [ ${#quick[@]} -eq 0 ]; then  # and with the step filling both cores
