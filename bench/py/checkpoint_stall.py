@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         fence_wait[0] += time.perf_counter() - t
 
     step.before_update = fence
-    stable = list(model.parameters()) + [t for st in opt.state.values() for t in st.values() if torch.is_tensor(t)]
+    stable = step.update_only_tensors()
 
     def window(mode: str) -> dict:
         """Steps from a save (or none) until it is done, plus `after` more; returns times."""

@@ -6,8 +6,7 @@ stall at all: parameters and optimizer state change only in the optimizer step a
 caller can name them `stable` and they are copied by a background thread while the next step's forward and
 backward run; the caller calls `fence()` before it changes them (TrainStep does, before `optimizer.step()`).
 Batch-norm buffers change in the forward pass, so they and everything else are copied before `save` returns.
-A writer process (started at
-the first save, with its own GIL, at SCHED_IDLE priority) rebuilds the tensors from that buffer and writes
+A writer process (started at the first save, with its own GIL, at SCHED_IDLE priority) rebuilds the tensors from that buffer and writes
 them with `checkpoint.write` (temporary folder, fsync, sha256 manifest, rename). A writer *thread* is not
 used: on a busy CPU its GIL and cores compete with the loop, and bench/py/checkpoint_stall.py measured it
 stalling training more than a synchronous save. When the loop waits for a save (the last one, a preemption

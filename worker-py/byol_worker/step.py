@@ -39,6 +39,12 @@ class TrainStep:
         # them (AsyncSaver.fence) overlaps this step's forward and backward, and must end before that change
         self.before_update: Callable[[], None] | None = None
 
+    def update_only_tensors(self) -> list[torch.Tensor]:
+        """What only the optimizer step and the EMA update change (parameters, optimizer state), so a copy of
+        it may run until `before_update` is called. Batch-norm buffers are not: the forward changes them."""
+        return list(self.model.parameters()) + [t for st in self.optimizer.state.values() for t in st.values()
+                                                if isinstance(t, torch.Tensor)]
+
     def run(self, micro_batches: Sequence[tuple[torch.Tensor, torch.Tensor]], lr: float, tau: float) -> dict:
         """micro_batches: `accumulation` pairs of float NCHW views on the device.
 

@@ -287,9 +287,7 @@ class _Run:
             snap = ckpt.Snapshot(done, self.model.state_dict(), self.opt.state_dict(),
                                  {"world_size": self.W, "ranks": states}, state, self.resolved)
             # parameters and optimizer state are copied while the next step's forward and backward run
-            stable = list(self.model.parameters()) + [t for st in self.opt.state.values() for t in st.values()
-                                                      if isinstance(t, torch.Tensor)]
-            self.saver.save(snap, self.a.proto.checkpoint_dir, stable=stable)
+            self.saver.save(snap, self.a.proto.checkpoint_dir, stable=self.step.update_only_tensors())
             if wait:
                 res = self.saver.wait()
                 ok = bool(res and res.ok and res.step == done)

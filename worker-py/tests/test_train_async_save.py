@@ -100,9 +100,9 @@ def test_stable_tensors_are_copied_during_the_next_step_and_saved_as_they_were(t
     model, opt = _trained_state()
     odd = {"bf16": torch.randn(5, 7).to(torch.bfloat16), "strided": torch.randn(6, 4).t(),
            "channels_last": torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)}
-    stable = list(model.parameters()) + [t for st in opt.state.values() for t in st.values()] + list(odd.values())
     saver = AsyncSaver()
     step = TrainStep(model, opt, resolve("fp32", False, torch.device("cpu")))
+    stable = step.update_only_tensors() + list(odd.values())
     order = []
     step.before_update = lambda: (saver.fence(), order.append([p.clone() for p in model.parameters()]))
     try:
