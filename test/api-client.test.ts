@@ -34,7 +34,7 @@ async function caught(p: Promise<unknown>): Promise<Error> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'byol-client-'));
-  coord = await startCoordinator({storePath: join(dir, 'store.db'), checkpointRoot: join(dir, 'ckpt'), agentToken: 'a',
+  coord = await startCoordinator({storePath: join(dir, 'store.db'), checkpointRoot: join(dir, 'ckpt'), agentToken: 'agent-token-0123456789',
     launcher: 'external', grpcHost: '127.0.0.1', grpcPort: 0, telemetryPort: 0, logger});
   rest = await startApiServer({api: coord.api, logger, port: 0, token: 'tok'});
   client = new ByolClient({server: rest.url, token: 'tok'});

@@ -35,7 +35,7 @@ async function post(body: string, type = 'application/json', headers: Record<str
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'byol-api-'));
   coord = await startCoordinator({
-    storePath: join(dir, 'store.db'), checkpointRoot: join(dir, 'ckpt'), dataRoots: [dirname(DATA)], agentToken: 'agent-secret',
+    storePath: join(dir, 'store.db'), checkpointRoot: join(dir, 'ckpt'), dataRoots: [dirname(DATA)], agentToken: 'agent-secret-0123456789',
     launcher: 'external', grpcHost: '127.0.0.1', grpcPort: 0, telemetryPort: 0, logger,
   });
   rest = await startApiServer({api: coord.api, logger, port: 0, registry: coord.registry, sseKeepAliveMs: 50});

@@ -54,7 +54,7 @@ ${extra}`;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'byol-cli-'));
-  coord = await startCoordinator({storePath: join(dir, 'store.db'), checkpointRoot: join(dir, 'ckpt'), agentToken: 'a',
+  coord = await startCoordinator({storePath: join(dir, 'store.db'), checkpointRoot: join(dir, 'ckpt'), agentToken: 'agent-token-0123456789',
     launcher: 'external', grpcHost: '127.0.0.1', grpcPort: 0, telemetryPort: 0, logger});
   rest = await startApiServer({api: coord.api, logger, port: 0});
 });
@@ -195,7 +195,7 @@ describe('serve', () => {
     let err = '';
     const io: CliIo = {out: () => undefined, err: (t) => void (err += t), isTTY: false};
     const running = runCli(['serve', '--home', home, '--port', '0', '--grpc-host', '127.0.0.1', '--grpc-port', '0', '--telemetry-port', '0',
-      '--launcher', 'external', '--agent-token', 'x', '--api-token', 'apitok'], {io, signal: ctrl.signal});
+      '--launcher', 'external', '--agent-token', 'agent-token-0123456789', '--api-token', 'api-token-0123456789'], {io, signal: ctrl.signal});
     while (!/REST (http:\S+),/.test(err)) await new Promise((r) => setTimeout(r, 20));
     const url = /REST (http:\S+),/.exec(err)![1];
     expect(await (await fetch(`${url}/readyz`)).json()).toEqual({ready: true});
@@ -210,7 +210,7 @@ describe('serve', () => {
     try {
       const r = await cli(['serve', '--launcher', 'external', '--home', join(dir, 'h2')], {server: false});
       expect(r.code).toBe(2);
-      expect(r.err).toMatch(/--agent-token \(BYOL_AGENT_TOKEN\) is required with --launcher external/);
+      expect(r.err).toMatch(/an agent token is required with --launcher external: .*--agent-token-file FILE or BYOL_AGENT_TOKEN/);
     } finally {
       if (saved !== undefined) process.env.BYOL_AGENT_TOKEN = saved;
     }

@@ -177,8 +177,9 @@ describe('coordinator recovery', () => {
     coords.push(c2);
     expect(c2.api.getJob(job.id)!).toMatchObject({state: 'RUNNING', generation: 1, step: 3});
     const running = (rank: number) => [{jobId: job.id, generation: 1, rank, deviceId: 'cpu:0', step: 4}];
-    const b0 = new TsAgent(c2.grpcAddress, 'agent-0', TEST_TOKEN).connect(running(0));
-    const b1 = new TsAgent(c2.grpcAddress, 'agent-1', TEST_TOKEN).connect(running(1));
+    // The same agents reconnect: they present the session keys the first coordinator gave them.
+    const b0 = new TsAgent(c2.grpcAddress, 'agent-0', TEST_TOKEN).withSessionKey(a0.sessionKey).connect(running(0));
+    const b1 = new TsAgent(c2.grpcAddress, 'agent-1', TEST_TOKEN).withSessionKey(a1.sessionKey).connect(running(1));
     // A trainer of a generation that is not current is aborted.
     const stray = new TsAgent(c2.grpcAddress, 'agent-9', TEST_TOKEN).connect([{jobId: job.id, generation: 0, rank: 0, deviceId: 'cpu:0', step: 1}]);
     agents.push(b0, b1, stray);

@@ -25,11 +25,10 @@ class Serve:
         self.home = tempfile.mkdtemp(prefix="byol-bench-home-")
         args = ["node", CLI, "serve", "--home", self.home, "--host", "127.0.0.1", "--port", "0",
                 "--grpc-host", "127.0.0.1", "--grpc-port", "0", "--telemetry-port", "0", "--launcher", launcher]
-        if agent_token:
-            args += ["--agent-token", agent_token]
         self.log_file = open(log_path, "w", encoding="utf-8")
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=self.log_file, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "BYOL_LOG_LEVEL": "info", **(env or {})})
+                                     env={**os.environ, "BYOL_LOG_LEVEL": "info", **(env or {}),
+                                          **({"BYOL_AGENT_TOKEN": agent_token} if agent_token else {})})
         self.url = self.grpc = self.telemetry = ""
         deadline = time.monotonic() + start_timeout_s
         for line in self.proc.stderr:  # the banner is the first stderr line once both servers listen

@@ -4,7 +4,7 @@ import pino from 'pino';
 import {startCoordinator, type CoordinatorOptions, type RunningCoordinator} from '../../orchestrator/src/coordinator/start';
 import {tempDir} from './temp';
 
-export const TEST_TOKEN = 'test-token-123';
+export const TEST_TOKEN = 'test-token-0123456789';
 
 export interface TestCoordinator extends RunningCoordinator {
   dir: string;

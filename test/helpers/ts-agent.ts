@@ -31,6 +31,8 @@ export class TsAgent {
   private readonly started: {jobId: string; generation: number; rank: number}[] = [];
   /** Answer ABORT with TRAINER_ABORTED for the generation's trainers, as the Python agent does. */
   autoAbort = true;
+  /** The session key the last Welcome gave (presented in Hello on the next connect, as the Python agent does). */
+  sessionKey = '';
 
   constructor(address: string, readonly agentId: string, private readonly token: string, readonly devices = ['cpu:0']) {
     this.client = new ClientCtor(address, grpc.credentials.createInsecure());
@@ -44,6 +46,7 @@ export class TsAgent {
     this.call = call;
     call.on('data', (m: Inbound) => {
       this.inbox.push(m);
+      if (m.welcome?.sessionKey) this.sessionKey = m.welcome.sessionKey;
       if (m.assign && m.assign.rendezvousAddress) {
         this.started.push({jobId: String(m.assign.jobId), generation: Number(m.assign.generation), rank: Number(m.assign.rank)});
       }
@@ -59,9 +62,15 @@ export class TsAgent {
     call.write({hello: {
       agentId: this.agentId, host: '127.0.0.1',
       devices: this.devices.map((id) => ({id, kind: 'cpu', name: 'test cpu', memoryBytes: 0})),
-      versions: {agent: 'ts-test'}, running,
+      versions: {agent: 'ts-test'}, running, sessionKey: this.sessionKey,
     }});
     this.hb = setInterval(() => this.send({heartbeat: {sentUnixMs: Date.now()}}), hbMs);
+    return this;
+  }
+
+  /** Present this key in the next Hello (an agent process that reconnects keeps the key it was given). */
+  withSessionKey(key: string): this {
+    this.sessionKey = key;
     return this;
   }
 

@@ -5,8 +5,8 @@ export interface AgentConnection {
   /** Peer address as the transport saw it (for logs and as a host fallback). */
   readonly peer: string;
   send(msg: CoordinatorMsg): void;
-  /** End the stream from our side (e.g. a duplicate agent id). */
-  close(reason: string): void;
+  /** End the stream from our side; 'permission-denied' says the agent's claim was refused (e.g. its agent id). */
+  close(reason: string, code?: 'permission-denied'): void;
 }
 
 /** What the transport calls for each authenticated stream. */

@@ -17,6 +17,8 @@ export interface HelloMsg {
   devices: DeviceInfo[];
   versions: Record<string, string>;
   running: RunningTrainerInfo[];
+  /** The key a previous Welcome issued for this agent id ('' on a first registration). */
+  sessionKey: string;
 }
 
 export interface TrainerStatusMsg {
@@ -67,6 +69,6 @@ export interface AssignmentMsg {
 export type CommandName = 'CHECKPOINT_NOW' | 'STOP_AT_STEP' | 'ABORT';
 
 export type CoordinatorMsg =
-  | {kind: 'welcome'; agentId: string; heartbeatIntervalMs: number; telemetryAddress: string}
+  | {kind: 'welcome'; agentId: string; heartbeatIntervalMs: number; telemetryAddress: string; sessionKey?: string}
   | {kind: 'assign'; assign: AssignmentMsg}
   | {kind: 'command'; jobId: string; generation: number; command: CommandName; step: number};

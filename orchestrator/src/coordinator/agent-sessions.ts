@@ -5,6 +5,7 @@
  */
 import type {AgentConnection, AgentStreamHandler} from '../agents/agent-connection';
 import type {AgentMsg, HelloMsg} from '../agents/agent-messages';
+import {claimRefusal} from './agent-claim';
 import {sendAll, type CoordinatorContext} from './context';
 import {endGeneration} from './lifecycle';
 import {onAgentEvent, onCheckpoint, onProgress, onRendezvous, onTrainerStatus} from './trainer-reports';
@@ -20,8 +21,8 @@ export function agentStreamHandler(ctx: CoordinatorContext): AgentStreamHandler 
               conn.close('the first message on the stream must be Hello');
               return;
             }
+            if (!onHello(ctx, conn, msg.hello)) return;
             agentId = msg.hello.agentId;
-            onHello(ctx, conn, msg.hello);
             return;
           }
           ctx.agents.touch(agentId);
@@ -48,18 +49,27 @@ function dispatch(ctx: CoordinatorContext, agentId: string, msg: AgentMsg): void
   }
 }
 
-function onHello(ctx: CoordinatorContext, conn: AgentConnection, hello: HelloMsg): void {
+/** Registers the agent; false when its Hello was refused (the stream is then closed). */
+function onHello(ctx: CoordinatorContext, conn: AgentConnection, hello: HelloMsg): boolean {
   if (!hello.agentId) {
     conn.close('Hello.agent_id is empty; start the agent with --agent-id or let it pick one');
-    return;
+    return false;
+  }
+  const refusal = claimRefusal(ctx, hello);
+  if (refusal) {
+    ctx.log.warn({agentId: hello.agentId, peer: conn.peer, presentedKey: Boolean(hello.sessionKey)}, `agent refused: ${refusal}`);
+    conn.close(refusal, 'permission-denied');
+    return false;
   }
   const old = ctx.agents.join(hello, conn);
   old?.close('replaced by a newer stream of the same agent');
   ctx.draining.delete(hello.agentId);
-  conn.send({kind: 'welcome', agentId: hello.agentId, heartbeatIntervalMs: ctx.knobs.heartbeatIntervalMs, telemetryAddress: ctx.telemetryAddress});
+  conn.send({kind: 'welcome', agentId: hello.agentId, heartbeatIntervalMs: ctx.knobs.heartbeatIntervalMs, telemetryAddress: ctx.telemetryAddress,
+    sessionKey: ctx.credentials.keyFor(hello.agentId)});
   ctx.log.info({agentId: hello.agentId, host: hello.host, devices: hello.devices.map((d) => d.id), running: hello.running.length}, 'agent joined');
   reattach(ctx, hello);
   ctx.requestSchedule();
+  return true;
 }
 
 /** Trainers the agent still runs: keep those of the current generation, abort the rest. */

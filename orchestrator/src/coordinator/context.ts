@@ -1,5 +1,6 @@
 /** What the coordinator's modules share: stores, registries, the live generations, knobs. */
 import type {Logger} from 'pino';
+import type {AgentCredentials} from '../agents/agent-credentials';
 import type {AgentRegistry} from '../agents/agent-registry';
 import type {CheckpointRegistry} from '../checkpoints/checkpoint-registry';
 import type {Launcher} from '../domain/launcher';
@@ -28,6 +29,8 @@ export interface CoordinatorKnobs {
 export interface CoordinatorContext {
   store: JobStore;
   agents: AgentRegistry;
+  /** Issues and checks per-agent session keys (agent-claim.ts). */
+  credentials: AgentCredentials;
   checkpoints: CheckpointRegistry;
   launcher: Launcher;
   telemetry: TelemetryIngest;

@@ -7,16 +7,20 @@ import {hostname} from 'node:os';
 import {join, resolve} from 'node:path';
 import type {Registry} from 'prom-client';
 import type {Logger} from 'pino';
+import {AgentCredentials} from '../agents/agent-credentials';
 import {AgentRegistry} from '../agents/agent-registry';
 import {CheckpointRegistry} from '../checkpoints/checkpoint-registry';
 import type {CoordinatorApi} from '../domain/coordinator-api';
 import type {Launcher} from '../domain/launcher';
+import {tokenProblem} from '../domain/token-rules';
 import {createLauncher, type LauncherName} from '../launchers/create-launcher';
 import {createLogger} from '../log/logger';
 import {openStore} from '../store';
 import {CoordinatorMetrics} from '../telemetry/prom-metrics';
 import {TelemetryIngest} from '../telemetry/ingest';
 import {startGrpcServer} from '../transport/grpc-server';
+import {type GrpcTlsOptions, plaintextListenRefusal} from '../transport/grpc-tls';
+import type {LocalAgentTls} from '../launchers/local';
 import {agentLost, agentStreamHandler} from './agent-sessions';
 import type {CoordinatorContext, CoordinatorKnobs} from './context';
 import {Coordinator} from './coordinator';
@@ -35,8 +39,16 @@ export interface CoordinatorOptions {
   agentToken: string;
   /** 'local' (spawn agents here), 'external' (they come by themselves), 'kubernetes', or a Launcher. Default 'local'. */
   launcher?: LauncherName | Launcher;
-  /** gRPC bind host. Default '0.0.0.0'. */
+  /** gRPC bind host. Default '127.0.0.1'; beyond loopback needs grpcTls or grpcInsecure. */
   grpcHost?: string;
+  /** TLS for the agent service (mTLS when `clientCa` is set). Without it gRPC may only listen on loopback, unless grpcInsecure. */
+  grpcTls?: GrpcTlsOptions;
+  /** Allow plaintext gRPC beyond loopback (an explicit choice of the user). Default false. */
+  grpcInsecure?: boolean;
+  /** How agents the local launcher starts verify the coordinator when grpcTls is on. */
+  localAgentTls?: LocalAgentTls;
+  /** File holding the secret that derives per-agent session keys (created 0600). Default `<storePath>.session-secret`. */
+  sessionSecretPath?: string;
   /** gRPC port; 0 = any free port. Default 50051. */
   grpcPort?: number;
   /** Telemetry (ZeroMQ PULL) port; 0 = any. Default 5555. */
@@ -80,6 +92,8 @@ export function defaultPythonBin(): string {
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
   if (!options.agentToken) throw new Error('agentToken is required (set BYOL_AGENT_TOKEN); agents must present it to join');
+  const weak = tokenProblem(options.agentToken, 'the agent token');
+  if (weak) throw new Error(weak);
   const log = options.logger ?? createLogger();
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
   const knobs: CoordinatorKnobs = {
@@ -93,13 +107,29 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     settleTimeoutMs: options.settleTimeoutMs ?? 15_000,
     maxFruitlessGenerations: 5,
   };
-  const grpcHost = options.grpcHost ?? '0.0.0.0';
+  const grpcHost = options.grpcHost ?? '127.0.0.1';
+  const refusal = plaintextListenRefusal(grpcHost, options.grpcPort ?? 50051, options.grpcTls, options.grpcInsecure ?? false);
+  if (refusal) throw new Error(refusal); // before anything is opened or spawned
   const advertise = options.advertiseHost ?? (grpcHost === '127.0.0.1' || grpcHost === 'localhost' ? '127.0.0.1' : hostname());
   const pythonBin = options.pythonBin ?? defaultPythonBin();
-  const store = openStore(options.storePath ?? join('.byol', 'store.db'));
+  const storePath = options.storePath ?? join('.byol', 'store.db');
+  if (options.grpcTls && options.launcher === 'local' && !options.localAgentTls) {
+    throw new Error('grpcTls with the local launcher needs localAgentTls (the CA file local agents verify the coordinator with)');
+  }
+  const store = openStore(storePath);
+  let credentials: AgentCredentials;
+  try {
+    credentials = options.sessionSecretPath || storePath !== ':memory:'
+      ? AgentCredentials.fromFile(options.sessionSecretPath ?? `${storePath}.session-secret`)
+      : AgentCredentials.ephemeral();
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   const launcher = typeof options.launcher === 'object'
     ? options.launcher
-    : await createLauncher(options.launcher ?? 'local', {pythonBin, agentToken: options.agentToken, logger: log, cwd: REPO_ROOT});
+    : await createLauncher(options.launcher ?? 'local', {pythonBin, agentToken: options.agentToken, logger: log, cwd: REPO_ROOT,
+      localAgentTls: options.grpcTls ? options.localAgentTls : undefined});
 
   let scheduled = false;
   let closed = false;
@@ -135,7 +165,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     },
   );
   const ctx: CoordinatorContext = {
-    store, launcher, log, knobs, agents, telemetry, metrics, requestSchedule,
+    store, launcher, log, knobs, agents, credentials, telemetry, metrics, requestSchedule,
     events: new EventBus(store, log.child({module: 'jobs'})),
     checkpoints: new CheckpointRegistry(store, log),
     runs: new Map(), faultAtMs: new Map(), draining: new Set(), launched: new Map(),
@@ -146,7 +176,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   try {
     const tele = await ctx.telemetry.start();
     ctx.telemetryAddress = `tcp://${advertise}:${ctx.telemetry.port}`;
-    grpc = await startGrpcServer({host: grpcHost, port: options.grpcPort ?? 50051, agentToken: options.agentToken, logger: log, handler: agentStreamHandler(ctx)});
+    grpc = await startGrpcServer({host: grpcHost, port: options.grpcPort ?? 50051, agentToken: options.agentToken, logger: log,
+      handler: agentStreamHandler(ctx), tls: options.grpcTls, insecure: options.grpcInsecure});
     ctx.grpcAddress = `${advertise}:${grpc.port}`;
     log.debug({tele}, 'telemetry bound');
   } catch (err) {

@@ -2,7 +2,7 @@
 import type {Logger} from 'pino';
 import type {Launcher} from '../domain/launcher';
 import {ExternalLauncher} from './external';
-import {LocalLauncher} from './local';
+import {LocalLauncher, type LocalAgentTls} from './local';
 
 export type LauncherName = 'local' | 'external' | 'kubernetes';
 
@@ -10,6 +10,8 @@ export interface CreateLauncherOptions {
   pythonBin: string;
   agentToken: string;
   logger: Logger;
+  /** How local agents verify a TLS coordinator (absent: plaintext on loopback). */
+  localAgentTls?: LocalAgentTls;
   /** Working directory for local agents. */
   cwd?: string;
   /** Passed through to the Kubernetes launcher (namespace, image, ...). */
@@ -19,7 +21,7 @@ export interface CreateLauncherOptions {
 export async function createLauncher(name: LauncherName, opts: CreateLauncherOptions): Promise<Launcher> {
   switch (name) {
     case 'local':
-      return new LocalLauncher({pythonBin: opts.pythonBin, agentToken: opts.agentToken, logger: opts.logger, cwd: opts.cwd});
+      return new LocalLauncher({pythonBin: opts.pythonBin, agentToken: opts.agentToken, logger: opts.logger, cwd: opts.cwd, tls: opts.localAgentTls});
     case 'external':
       return new ExternalLauncher();
     case 'kubernetes': {

@@ -1,11 +1,30 @@
 /**
  * Local launcher: one agent process per rank on this machine
  * (`<pythonBin> -m byol_worker agent --coordinator 127.0.0.1:<port> --devices cpu:1 --agent-id local-<job>-<i>`),
- * with the join token in the environment. Agents exit when released; unexpected exits are losses.
+ * with the join token in the environment, and only that secret: the coordinator's own secrets (API token,
+ * key files) are removed from what the agents and their trainers inherit. With TLS, agents get --tls-ca and,
+ * since they dial 127.0.0.1, --tls-server-name. Agents exit when released; unexpected exits are losses.
  */
 import {spawn, type ChildProcess} from 'node:child_process';
 import type {Logger} from 'pino';
 import type {AgentLoss, LaunchRequest, Launcher} from '../domain/launcher';
+
+/** How local agents verify a TLS coordinator. */
+export interface LocalAgentTls {
+  /** PEM CA file that signed the coordinator's certificate (a self-signed certificate is its own CA). */
+  caFile: string;
+  /** Name to check the certificate against, since local agents dial 127.0.0.1 (absent: the certificate names 127.0.0.1). */
+  serverName?: string;
+}
+
+/** Environment names that carry the coordinator's secrets (or where to find them): never handed to agents. */
+const COORDINATOR_SECRETS = /^BYOL_(API_TOKEN|API_TOKEN_FILE|AGENT_TOKEN_FILE|TLS_KEY|TLS_CERT|GRPC_TLS_.*)$/;
+
+/** The agents' environment: ours without the coordinator's secrets, plus `extra`. */
+export function agentEnvironment(base: NodeJS.ProcessEnv, extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(base).filter(([k]) => !COORDINATOR_SECRETS.test(k)));
+  return {...env, ...extra};
+}
 
 export interface LocalLauncherOptions {
   pythonBin: string;
@@ -15,6 +34,8 @@ export interface LocalLauncherOptions {
   cwd?: string;
   /** Extra environment for the agents (e.g. BYOL_LOG_LEVEL). */
   env?: Record<string, string>;
+  /** TLS settings for the agents when the coordinator serves TLS. */
+  tls?: LocalAgentTls;
   /** Grace before SIGKILL when stopping an agent. Default 10000. */
   stopGraceMs?: number;
 }
@@ -43,9 +64,13 @@ export class LocalLauncher implements Launcher {
 
   private spawnAgent(jobId: string, agentId: string, coordinator: string): void {
     const args = ['-m', 'byol_worker', 'agent', '--coordinator', coordinator, '--devices', 'cpu:1', '--agent-id', agentId];
+    if (this.opts.tls) {
+      args.push('--tls-ca', this.opts.tls.caFile);
+      if (this.opts.tls.serverName) args.push('--tls-server-name', this.opts.tls.serverName);
+    }
     const child = spawn(this.opts.pythonBin, args, {
       cwd: this.opts.cwd,
-      env: {...process.env, ...this.opts.env, BYOL_AGENT_TOKEN: this.opts.agentToken},
+      env: agentEnvironment(process.env, {...this.opts.env, BYOL_AGENT_TOKEN: this.opts.agentToken}),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const entry = {jobId, child, stopping: false};

@@ -32,6 +32,7 @@ export function decodeAgentMessage(buf: Buffer): AgentMsg {
         jobId: str(r.jobId), generation: num(r.generation), rank: num(r.rank),
         deviceId: str(r.deviceId), step: num(r.step),
       })),
+      sessionKey: str(h.sessionKey),
     };
     return {kind: 'hello', hello};
   }
@@ -75,7 +76,8 @@ export function decodeAgentMessage(buf: Buffer): AgentMsg {
 export function encodeCoordinatorMessage(msg: CoordinatorMsg): Buffer {
   let m: byol.v1.CoordinatorMessage.$Properties;
   if (msg.kind === 'welcome') {
-    m = {welcome: {agentId: msg.agentId, heartbeatIntervalMs: msg.heartbeatIntervalMs, telemetryAddress: msg.telemetryAddress}};
+    m = {welcome: {agentId: msg.agentId, heartbeatIntervalMs: msg.heartbeatIntervalMs, telemetryAddress: msg.telemetryAddress,
+      sessionKey: msg.sessionKey ?? ''}};
   } else if (msg.kind === 'assign') {
     const a = msg.assign;
     const s = a.schedule;

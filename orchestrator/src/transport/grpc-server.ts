@@ -1,7 +1,7 @@
 /**
  * gRPC server for `byol.v1.Coordinator/Connect` (one bidirectional stream per agent).
  * Hand-written service definition over the protobufjs static codec; the token is checked
- * from the `authorization` metadata before any message is read.
+ * from the `authorization` metadata before any message is read. TLS and mTLS: transport/grpc-tls.ts.
  */
 import {timingSafeEqual} from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -9,6 +9,7 @@ import type {Logger} from 'pino';
 import type {AgentConnection, AgentStreamHandler} from '../agents/agent-connection';
 import type {CoordinatorMsg} from '../agents/agent-messages';
 import {decodeAgentMessage, encodeCoordinatorMessage} from './codec';
+import {type GrpcTlsOptions, plaintextListenRefusal, serverCredentials} from './grpc-tls';
 
 /** Agent -> coordinator messages are small (hello, reports); specs go the other way. */
 export const MAX_RECEIVE_BYTES = 1 << 20;
@@ -35,6 +36,10 @@ export interface GrpcServerOptions {
   agentToken: string;
   logger: Logger;
   handler: AgentStreamHandler;
+  /** Serve TLS (and mTLS when `clientCa` is set). Default plaintext, which only loopback allows. */
+  tls?: GrpcTlsOptions;
+  /** Allow plaintext beyond loopback (the user said so explicitly). */
+  insecure?: boolean;
 }
 
 export interface RunningGrpcServer {
@@ -53,6 +58,8 @@ function tokenMatches(header: unknown, token: string): boolean {
 
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningGrpcServer> {
   const log = opts.logger.child({module: 'grpc'});
+  const refusal = plaintextListenRefusal(opts.host, opts.port, opts.tls, opts.insecure ?? false);
+  if (refusal) throw new Error(refusal);
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
     'grpc.max_send_message_length': MAX_SEND_BYTES,
@@ -75,10 +82,10 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
         send(msg) {
           if (!closed) call.write(msg);
         },
-        close(reason) {
+        close(reason, code) {
           if (closed) return;
           closed = true;
-          call.emit('error', {code: grpc.status.ABORTED, details: reason});
+          call.emit('error', {code: code === 'permission-denied' ? grpc.status.PERMISSION_DENIED : grpc.status.ABORTED, details: reason});
         },
       };
       const session = opts.handler.onOpen(conn);
@@ -117,10 +124,14 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   });
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${opts.host}:${opts.port}`, serverCredentials(opts.tls), (err, p) =>
       err ? reject(new Error(`cannot bind gRPC on ${opts.host}:${opts.port}: ${err.message}`)) : resolve(p));
   });
-  log.info({host: opts.host, port}, 'gRPC agent service listening');
+  const security = opts.tls ? (opts.tls.clientCa ? 'mtls' : 'tls') : 'plaintext';
+  log.info({host: opts.host, port, security}, 'gRPC agent service listening');
+  if (!opts.tls && opts.insecure) {
+    log.warn({host: opts.host, port}, 'gRPC without TLS beyond loopback (--grpc-insecure): anyone on the path can read the agent token; use --grpc-tls-cert/--grpc-tls-key');
+  }
   return {
     address: `${opts.host}:${port}`,
     port,

@@ -21,6 +21,7 @@ from .logfmt import event
 from .outbox import Outbox
 from .rendezvous import RendezvousHost
 from .supervisor import AssignmentError, Supervisor, grace_period_s
+from .tls import TlsSettings
 from .trainer_process import TrainerProcess
 
 log = logging.getLogger("byol.agent")
@@ -29,13 +30,13 @@ EXIT_UNAUTHENTICATED = 3
 
 class Agent:
     def __init__(self, coordinator: str, token: str, agent_id: str, host: str, devices: list[Device],
-                 work_dir: str, store_linger_s: float = 5.0, tls_root_pem: bytes | None = None) -> None:
+                 work_dir: str, store_linger_s: float = 5.0, tls: TlsSettings | None = None) -> None:
         self.agent_id, self.host, self.devices = agent_id, host, devices
         self.outbox = Outbox()
         self.supervisor = Supervisor(devices, work_dir, relay=self.send, on_trainer_exit=self._trainer_exited)
         self.rendezvous = RendezvousHost(host, linger_s=store_linger_s)
         self.conn = Connection(coordinator, token, self._hello, self._on_message, self._on_fatal, self.outbox,
-                               tls_root_pem=tls_root_pem)
+                               tls=tls)
         self._versions = versions()
         self._latest_gen: dict[str, int] = {}
         self._gen_lock = threading.Lock()
@@ -105,6 +106,7 @@ class Agent:
             self.supervisor.kill(left, after_grace=True)
             self.supervisor.wait(left, time.monotonic() + max(0.5, reserve / 2))
         self.rendezvous.stop_all("agent stopping")
+        self.supervisor.close()
         flush = max(0.3, min(2.0, self._stop_at + grace - time.monotonic() - 0.1))
         self.conn.close(flush_timeout_s=flush)
         event(log, "agent_stopped", exit_code=self._exit_code, seconds=round(time.monotonic() - self._stop_at, 2))

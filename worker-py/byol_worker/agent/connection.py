@@ -4,7 +4,9 @@ One thread owns the stream: it dials, reads responses and hands each to `on_mess
 block (trainer work runs elsewhere). grpcio's own thread pulls requests from a generator fed by the
 `Outbox`; the generator also emits heartbeats, so they keep flowing whatever the trainers do. A broken
 stream is redialled with backoff and a fresh Hello (built by `make_hello`, listing running trainers).
-UNAUTHENTICATED is fatal: `on_fatal` is called and the thread ends.
+UNAUTHENTICATED is fatal: `on_fatal` is called and the thread ends. Welcome carries this agent id's session
+key; every later Hello presents it, so that no other holder of the shared token can claim the id. A
+PERMISSION_DENIED (the id is taken, or the key is not the id's) is logged and redialled without the key.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..proto import agent_pb2, agent_pb2_grpc
 from .backoff import backoff_delay
 from .logfmt import event
 from .outbox import Outbox
+from .tls import TlsSettings
 
 log = logging.getLogger("byol.agent.connection")
 
@@ -35,6 +38,17 @@ _CHANNEL_OPTIONS = [
 DEFAULT_HEARTBEAT_MS = 1000
 
 
+def _hint(reason: str, tls: object) -> str:
+    low = reason.lower()
+    if "ssl" in low or "handshake" in low or "certificate" in low or "tls" in low:
+        return ("TLS failed: check --tls-ca (the CA that signed the coordinator's certificate), that the certificate "
+                "names the address dialled (else --tls-server-name), and --tls-cert/--tls-key if the coordinator "
+                "requires client certificates")
+    if tls is None and ("connection reset" in low or "socket closed" in low):
+        return "the coordinator may serve TLS: start the agent with --tls-ca FILE"
+    return "trainers keep running; check that the coordinator is up at this address"
+
+
 class _StreamState:
     """Per-stream flags shared by the reader thread and grpc's request thread."""
 
@@ -48,9 +62,11 @@ class Connection:
     def __init__(self, target: str, token: str, make_hello: Callable[[], agent_pb2.Hello],
                  on_message: Callable[[agent_pb2.CoordinatorMessage], None],
                  on_fatal: Callable[[str], None], outbox: Outbox | None = None,
-                 tls_root_pem: bytes | None = None) -> None:
+                 tls: TlsSettings | None = None) -> None:
         self.target = target
-        self._tls = grpc.ssl_channel_credentials(root_certificates=tls_root_pem) if tls_root_pem else None
+        self._tls = tls.channel_credentials() if tls else None
+        self._options = _CHANNEL_OPTIONS + (tls.channel_options() if tls else [])
+        self.session_key = ""  # from the last Welcome; presented in every later Hello
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._make_hello = make_hello
         self._on_message = on_message
@@ -88,7 +104,9 @@ class Connection:
 
     # -- the stream thread ------------------------------------------------------------------------
     def _requests(self, stream: _StreamState):
-        yield agent_pb2.AgentMessage(hello=self._make_hello())
+        hello = self._make_hello()
+        hello.session_key = self.session_key
+        yield agent_pb2.AgentMessage(hello=hello)
         last_beat = time.monotonic()
         while not stream.closed.is_set():
             next_beat = last_beat + stream.heartbeat_ms / 1000  # Welcome may change the interval
@@ -109,8 +127,8 @@ class Connection:
         attempt = 0
         while not self._stop.is_set():
             stream = _StreamState()
-            channel = (grpc.secure_channel(self.target, self._tls, options=_CHANNEL_OPTIONS) if self._tls
-                       else grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS))
+            channel = (grpc.secure_channel(self.target, self._tls, options=self._options) if self._tls
+                       else grpc.insecure_channel(self.target, options=self._options))
             call = agent_pb2_grpc.CoordinatorStub(channel).Connect(self._requests(stream), metadata=self._metadata)
             with self._lock:
                 self._stream, self._call = stream, call
@@ -119,6 +137,8 @@ class Connection:
                 for resp in call:
                     if resp.HasField("welcome"):
                         attempt = 0
+                        if resp.welcome.session_key:
+                            self.session_key = resp.welcome.session_key
                         if resp.welcome.heartbeat_interval_ms > 0:
                             stream.heartbeat_ms = resp.welcome.heartbeat_interval_ms
                         self.connected.set()
@@ -139,6 +159,11 @@ class Connection:
                     self._stop.wait()
                     return
                 reason = f"{code.name if code else 'UNKNOWN'}: {e.details()}"
+                if code == grpc.StatusCode.PERMISSION_DENIED:
+                    event(log, "claim_refused", logging.ERROR, coordinator=self.target, reason=e.details(),
+                          hint="another agent holds this --agent-id, or the coordinator's session secret changed; "
+                               "give each agent its own --agent-id")
+                    self.session_key = ""  # register afresh: allowed once the id is free
             finally:
                 stream.closed.set()
                 self.connected.clear()
@@ -148,7 +173,6 @@ class Connection:
             delay = backoff_delay(attempt, self._rng)
             attempt += 1
             event(log, "stream_broken", logging.WARNING, coordinator=self.target, reason=reason,
-                  retry_in_s=round(delay, 2), attempt=attempt, queued=len(self.outbox),
-                  hint="trainers keep running; check that the coordinator is up at this address")
+                  retry_in_s=round(delay, 2), attempt=attempt, queued=len(self.outbox), hint=_hint(reason, self._tls))
             self._stop.wait(delay)
         event(log, "stream_closed", coordinator=self.target)

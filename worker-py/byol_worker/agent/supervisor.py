@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import shlex
 import sys
 import tempfile
@@ -80,10 +81,16 @@ class Supervisor:
         self._lock = threading.Lock()
         self._serial = 0
         ipc_root = os.path.join(os.path.abspath(work_dir), "ipc")
-        if len(ipc_root) > _MAX_IPC_PATH - 20:
-            ipc_root = tempfile.mkdtemp(prefix="byol-ipc-")
-        os.makedirs(ipc_root, exist_ok=True)
+        self._own_ipc_root = len(ipc_root) > _MAX_IPC_PATH - 20
+        if self._own_ipc_root:
+            ipc_root = tempfile.mkdtemp(prefix="byol-ipc-")  # 0700
+        os.makedirs(ipc_root, mode=0o700, exist_ok=True)
         self.ipc_root = ipc_root
+
+    def close(self) -> None:
+        """The agent is leaving: remove the temporary socket folder made when work_dir's path was too long."""
+        if self._own_ipc_root:
+            shutil.rmtree(self.ipc_root, ignore_errors=True)
 
     def start(self, a: agent_pb2.Assignment) -> TrainerProcess | None:
         """Spawn the trainer of an assignment that has a rendezvous address. A repeat of a running
