@@ -14,11 +14,21 @@ export interface PythonAgent {
 
 const running = new Set<PythonAgent>();
 
-export function spawnPythonAgent(coordinator: string, agentId: string, token: string | null, opts: {workDir?: string} = {}): PythonAgent {
-  const env: NodeJS.ProcessEnv = {...process.env, OMP_NUM_THREADS: '1', BYOL_LOG_LEVEL: process.env.BYOL_TEST_AGENT_LOG ?? 'info'};
+export interface PythonAgentOptions {
+  workDir?: string;
+  /** More flags (e.g. --tls-ca FILE). */
+  args?: string[];
+  /** More environment. */
+  env?: Record<string, string>;
+  /** --host (default 127.0.0.1). */
+  host?: string;
+}
+
+export function spawnPythonAgent(coordinator: string, agentId: string, token: string | null, opts: PythonAgentOptions = {}): PythonAgent {
+  const env: NodeJS.ProcessEnv = {...process.env, OMP_NUM_THREADS: '1', BYOL_LOG_LEVEL: process.env.BYOL_TEST_AGENT_LOG ?? 'info', ...opts.env};
   if (token === null) delete env.BYOL_AGENT_TOKEN;
   else env.BYOL_AGENT_TOKEN = token;
-  const args = ['-m', 'byol_worker', 'agent', '--coordinator', coordinator, '--agent-id', agentId, '--devices', 'cpu:1', '--host', '127.0.0.1'];
+  const args = ['-m', 'byol_worker', 'agent', '--coordinator', coordinator, '--agent-id', agentId, '--devices', 'cpu:1', '--host', opts.host ?? '127.0.0.1', ...(opts.args ?? [])];
   // Its own work folder (assignment files, sockets), removed when it exits.
   const work = opts.workDir ? {path: opts.workDir, cleanup: () => undefined} : tempDir('byol-agent-test-');
   args.push('--work-dir', work.path);

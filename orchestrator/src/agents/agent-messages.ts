@@ -18,7 +18,7 @@ export interface HelloMsg {
   versions: Record<string, string>;
   running: RunningTrainerInfo[];
   /** The key a previous Welcome issued for this agent id ('' on a first registration). */
-  sessionKey: string;
+  sessionKey?: string;
 }
 
 export interface TrainerStatusMsg {

@@ -40,7 +40,7 @@ DEFAULT_HEARTBEAT_MS = 1000
 
 def _hint(reason: str, tls: object) -> str:
     low = reason.lower()
-    if "ssl" in low or "handshake" in low or "certificate" in low or "tls" in low:
+    if any(w in low for w in ("ssl", "handshake", "certificate", "tls", "verification", "tsi_")):
         return ("TLS failed: check --tls-ca (the CA that signed the coordinator's certificate), that the certificate "
                 "names the address dialled (else --tls-server-name), and --tls-cert/--tls-key if the coordinator "
                 "requires client certificates")
