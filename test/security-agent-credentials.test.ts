@@ -1,36 +1,28 @@
 /**
  * Agent credentials and secrets (issue 11), as an attacker and a user would meet them: a holder of the
  * shared agent token cannot take over another agent's id (session keys); short tokens are refused; tokens
- * come from files, never from a command line; the local launcher hands agents only the agent token, their
- * trainers get no token at all, and the agents' work folders are private and removed.
+ * can come from files (the processes side: security-secrets-processes.test.ts).
  */
-import {afterAll, afterEach, beforeAll, describe, expect, test} from '@jest/globals';
-import {spawn} from 'node:child_process';
-import {readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs';
+import {afterEach, describe, expect, test} from '@jest/globals';
+import {writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import pino from 'pino';
 import {runCli} from '../orchestrator/src/cli/parser';
 import {startCoordinator} from '../orchestrator/src/coordinator/start';
 import {killAllAgents, spawnPythonAgent} from './helpers/python-agent';
-import {REPO_ROOT, tempDir} from './helpers/temp';
-import {makeTestCerts, TEST_SERVER_NAME, type TestCerts} from './helpers/test-certs';
-import {startTestCoordinator, tinySpec, TEST_TOKEN, type TestCoordinator} from './helpers/test-coordinator';
+import {tempDir} from './helpers/temp';
+import {startTestCoordinator, TEST_TOKEN, type TestCoordinator} from './helpers/test-coordinator';
 import {TsAgent} from './helpers/ts-agent';
 import {waitFor} from './helpers/wait';
 
 const PERMISSION_DENIED = 7;
-let certs: TestCerts;
 const coords: TestCoordinator[] = [];
 const tsAgents: TsAgent[] = [];
-beforeAll(() => {
-  certs = makeTestCerts();
-});
 afterEach(async () => {
   for (const a of tsAgents.splice(0)) a.close();
   await killAllAgents();
   for (const c of coords.splice(0)) await c.cleanup();
 });
-afterAll(() => certs?.cleanup());
 
 async function coordinator(): Promise<TestCoordinator> {
   const c = await startTestCoordinator();

@@ -27,6 +27,7 @@ class FakeCoordinator(agent_pb2_grpc.CoordinatorServicer):
                  tls: tuple[bytes, bytes] | None = None) -> None:
         """tls: (private key PEM, certificate PEM) to serve TLS instead of plaintext."""
         self.token, self.heartbeat_ms = token, heartbeat_ms
+        self.session_key = ""  # sent in every Welcome, as the real coordinator's per-agent key
         self.received: queue.Queue = queue.Queue()  # (connection number, AgentMessage)
         self.seen: list = []  # every message received, in order
         self._pending: list = []  # received and not yet returned by expect()
@@ -66,7 +67,8 @@ class FakeCoordinator(agent_pb2_grpc.CoordinatorServicer):
 
         threading.Thread(target=read, daemon=True).start()
         yield agent_pb2.CoordinatorMessage(welcome=agent_pb2.Welcome(
-            agent_id="x", heartbeat_interval_ms=self.heartbeat_ms, telemetry_address="tcp://127.0.0.1:1"))
+            agent_id="x", heartbeat_interval_ms=self.heartbeat_ms, telemetry_address="tcp://127.0.0.1:1",
+            session_key=self.session_key))
         while context.is_active():
             try:
                 m = out.get(timeout=0.1)
