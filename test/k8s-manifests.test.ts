@@ -156,6 +156,29 @@ describe.each(Object.entries(OVERLAYS))('kustomize %s', (dir, want) => {
     for (const v of Object.values(secret.stringData)) expect(v).toMatch(/EXAMPLE.*CHANGE-ME/);
   });
 
+  test('gRPC TLS: the coordinator serves the certificate of byol-grpc-tls, agents verify it with its CA only', () => {
+    const cfg = find(objs, 'ConfigMap', 'byol-coordinator-config').data as Record<string, string>;
+    expect(cfg.BYOL_GRPC_INSECURE).toBeUndefined();
+    const pod = find(objs, 'Deployment', 'byol-coordinator').spec.template.spec;
+    const mountOf = (spec: any, c: any, volume: (v: any) => boolean) => {
+      const v = spec.volumes.find(volume);
+      return v && c.volumeMounts.find((m: any) => m.name === v.name);
+    };
+    const tlsVolume = (v: any) => v.secret?.secretName === 'byol-grpc-tls';
+    const coordMount = mountOf(pod, pod.containers[0], tlsVolume);
+    expect(coordMount).toBeDefined();
+    expect([cfg.BYOL_GRPC_TLS_CERT, cfg.BYOL_GRPC_TLS_KEY]).toEqual([`${coordMount.mountPath}/tls.crt`, `${coordMount.mountPath}/tls.key`]);
+    const cm = find(objs, 'ConfigMap', 'byol-worker-template');
+    const template = parseWorkerTemplate(parseYaml(cm.data['worker-template.yaml']));
+    const spec = {apiVersion: 'byol/v1' as const, kind: 'PretrainJob' as const, metadata: {name: 'x'}, spec: {}};
+    const workerPod = buildJob({jobId: 'tls', workers: 1, spec, coordinatorAddress: 'byol-coordinator:50051'}, template).spec.template.spec;
+    const agent = workerPod.containers[0];
+    const caVolume = workerPod.volumes.find(tlsVolume);
+    expect(caVolume.secret.items).toEqual([{key: 'ca.crt', path: 'ca.crt'}]); // never the server key
+    const caMount = mountOf(workerPod, agent, tlsVolume);
+    expect(agent.env).toContainEqual({name: 'BYOL_TLS_CA', value: `${caMount.mountPath}/ca.crt`});
+  });
+
   test('the worker template parses, and the Job built from it validates', () => {
     const cm = find(objs, 'ConfigMap', 'byol-worker-template');
     const template = parseWorkerTemplate(parseYaml(cm.data['worker-template.yaml']), `${dir} worker-template.yaml`);
