@@ -120,6 +120,29 @@ describe('plaintext beyond loopback', () => {
     }
   }, 60_000);
 
+  test('bad TLS flag combinations are exit 2 and name the flags', async () => {
+    const home = tempDir('byol-serve-flags-');
+    try {
+      const base = ['serve', '--home', home.path, '--port', '0', '--grpc-port', '0', '--telemetry-port', '0'];
+      const cases: [string[], RegExp][] = [
+        [['--grpc-tls-cert', certs.serverCert], /--grpc-tls-cert and --grpc-tls-key go together/],
+        [['--grpc-tls-client-ca', certs.caCert], /--grpc-tls-client-ca and --grpc-tls-ca need --grpc-tls-cert/],
+        [['--grpc-tls-cert', certs.serverCert, '--grpc-tls-key', certs.serverKey, '--grpc-tls-client-ca', certs.caCert],
+          /--grpc-tls-client-ca \(mTLS\) with --launcher local: local agents have no client certificate/],
+        [['--grpc-tls-cert', certs.serverCert, '--grpc-tls-key', `${certs.dir}/missing.key`], /--grpc-tls-key .*missing\.key: cannot read \(ENOENT\)/],
+      ];
+      for (const [flags, message] of cases) {
+        let err = '';
+        const io = {out: () => undefined, err: (t: string) => void (err += t), isTTY: false};
+        expect([flags.join(' '), await runCli([...base, ...flags], {io})]).toEqual([flags.join(' '), 2]);
+        expect(err).toMatch(message);
+      }
+    } finally {
+      process.exitCode = undefined;
+      home.cleanup();
+    }
+  });
+
   test('startCoordinator refuses it before opening anything', async () => {
     const dir = tempDir('byol-plain-');
     try {
