@@ -7,6 +7,7 @@ import {afterEach, describe, expect, test} from '@jest/globals';
 import {writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import pino from 'pino';
+import {startApiServer} from '../orchestrator/src/api';
 import {runCli} from '../orchestrator/src/cli/parser';
 import {startCoordinator} from '../orchestrator/src/coordinator/start';
 import {killAllAgents, spawnPythonAgent} from './helpers/python-agent';
@@ -96,6 +97,32 @@ describe('tokens', () => {
     } finally {
       process.env = saved;
       process.exitCode = undefined;
+      dir.cleanup();
+    }
+  });
+
+  test('byolctl reads the API token from --token-file (BYOL_API_TOKEN_FILE), so it need not be on the command line', async () => {
+    const c = await coordinator();
+    const token = 'api-token-in-a-file-0123456789';
+    const rest = await startApiServer({api: c.api, logger: pino({level: 'silent'}), port: 0, token});
+    const dir = tempDir('byol-token-file-');
+    const saved = process.env.BYOL_API_TOKEN;
+    delete process.env.BYOL_API_TOKEN;
+    try {
+      const file = join(dir.path, 'token');
+      writeFileSync(file, token + '\n', {mode: 0o600});
+      const io = {out: () => undefined, err: () => undefined, isTTY: false};
+      // cancel of an unknown job: 404 (exit 3) once authorised, 401 (exit 2) without the token.
+      expect(await runCli(['--server', rest.url, '--token-file', file, 'cancel', 'no-such-job'], {io})).toBe(3);
+      expect(await runCli(['--server', rest.url, 'cancel', 'no-such-job'], {io})).toBe(2);
+      let err = '';
+      expect(await runCli(['--server', rest.url, '--token-file', join(dir.path, 'missing'), 'cancel', 'x'],
+        {io: {...io, err: (t: string) => void (err += t)}})).toBe(2);
+      expect(err).toMatch(/--token-file .*missing: cannot read \(ENOENT\)/);
+    } finally {
+      if (saved !== undefined) process.env.BYOL_API_TOKEN = saved;
+      process.exitCode = undefined;
+      await rest.close();
       dir.cleanup();
     }
   });

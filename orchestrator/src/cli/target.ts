@@ -11,10 +11,13 @@ import pino from 'pino';
 import {startApiServer} from '../api';
 import {ByolClient} from '../client';
 import {defaultPythonBin, startCoordinator} from '../coordinator/start';
+import {UsageError} from './exit-codes';
 
 export interface GlobalArgs {
   server?: string;
   token?: string;
+  /** --token-file: read when --token (BYOL_API_TOKEN) is not set. */
+  tokenFile?: string;
   home: string;
   debug: boolean;
   json: boolean;
@@ -56,12 +59,23 @@ async function runningEmbedded(home: string): Promise<string | undefined> {
  * Opens the target. `launcher` applies to a new embedded coordinator: 'local' for submit (it trains
  * here), 'external' for the other commands so that looking at the store never starts agents.
  */
+/** The API token: --token / BYOL_API_TOKEN, else the first line of --token-file / BYOL_API_TOKEN_FILE. */
+function clientToken(g: GlobalArgs): string | undefined {
+  if (g.token || !g.tokenFile) return g.token;
+  try {
+    return readFileSync(g.tokenFile, 'utf8').replace(/\r?\n$/, '') || undefined;
+  } catch (err) {
+    throw new UsageError(`--token-file ${g.tokenFile}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 export async function openTarget(g: GlobalArgs, launcher: 'local' | 'external'): Promise<Target> {
   const server = g.server ?? (process.env.BYOL_SERVER || undefined);
-  if (server) return {client: new ByolClient({server, token: g.token}), embedded: false, local: false, close: async () => undefined};
+  const token = clientToken(g);
+  if (server) return {client: new ByolClient({server, token}), embedded: false, local: false, close: async () => undefined};
   const home = resolve(g.home);
   const running = await runningEmbedded(home);
-  if (running) return {client: new ByolClient({server: running, token: g.token}), embedded: false, local: true, close: async () => undefined};
+  if (running) return {client: new ByolClient({server: running, token}), embedded: false, local: true, close: async () => undefined};
 
   mkdirSync(home, {recursive: true});
   // Logs go to stderr so stdout stays the command's output; --debug shows everything.
