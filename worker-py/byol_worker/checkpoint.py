@@ -102,7 +102,8 @@ class _HashingFile:
 
 def _write_synced(path: str, writer: Callable[[Any], None]) -> dict:
     """Write, flush and fsync one file; return its manifest entry {sha256, bytes}."""
-    with open(path, "wb") as raw:
+    # 0600: checkpoints hold the model and its data's statistics; only their owner reads them
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw:
         f = _HashingFile(raw)
         writer(f)
         f.flush()
@@ -123,9 +124,9 @@ def write(snap: Snapshot, checkpoint_dir: str) -> SaveResult:
     final = os.path.join(checkpoint_dir, step_dir_name(snap.step))
     tmp = os.path.join(checkpoint_dir, f".tmp-{step_dir_name(snap.step)}-{os.getpid()}")
     try:
-        os.makedirs(checkpoint_dir, exist_ok=True)
+        os.makedirs(checkpoint_dir, mode=0o700, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
-        os.mkdir(tmp)
+        os.mkdir(tmp, 0o700)
         files = {}
         for name, obj in (("model.pt", snap.model), ("optimizer.pt", snap.optimizer), ("rng.pt", snap.rng)):
             files[name] = _write_synced(os.path.join(tmp, name), lambda f, o=obj: torch.save(o, f))

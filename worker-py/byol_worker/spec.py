@@ -10,6 +10,7 @@ implements the same rules, so the two must stay in step.
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import json
 import math
@@ -24,6 +25,7 @@ from jsonschema import Draft7Validator
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_NODES = 100_000
+MAX_TOTAL_STEPS = 100_000_000  # the most optimizer steps a job may resolve to (K); the coordinator has the same
 _SPEC_DIR = os.path.join(os.path.dirname(__file__), "spec")
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 CONVERT_HINT = (
@@ -104,11 +106,25 @@ def _translate(err) -> list[tuple[str, str]]:
     return [(_path(path), err.message)]
 
 
+def _non_finite_paths(x: Any, at: list, out: list[str]) -> list[str]:
+    """Paths of YAML `.inf` / `.nan` values, which JSON Schema cannot refuse by itself."""
+    if isinstance(x, float) and not math.isfinite(x):
+        out.append(_path(at))
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            _non_finite_paths(v, at + [k], out)
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            _non_finite_paths(v, at + [i], out)
+    return out
+
+
 def validate(doc: Any) -> list[tuple[str, str]]:
     """Schema issues of a user's document, sorted by path; [] when valid."""
-    issues: set[tuple[str, str]] = set()
+    infinite = _non_finite_paths(doc, [], [])
+    issues: set[tuple[str, str]] = {(p, "must be finite") for p in infinite}
     for err in Draft7Validator(schema()).iter_errors(doc):
-        issues.update(_translate(err))
+        issues.update(i for i in _translate(err) if i[0] not in infinite)
     return sorted(issues)
 
 
@@ -245,16 +261,25 @@ def npy_split_size(folder: str, prefix: str, field: str) -> int:
     return ishape[0]
 
 
+def _listdir(folder: str, field: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError as e:
+        code = errno.errorcode.get(e.errno or 0, "OSError")
+        raise DataError([(field, f"{folder} cannot be read ({code}); give the user byol runs as read access; image-folder "
+                                 "data needs one subfolder per class holding .jpg/.jpeg/.png files")]) from e
+
+
 def image_folder_classes(folder: str, field: str) -> list[tuple[str, list[str]]]:
     """Sorted (class name, sorted image files) of an image-folder tree; raise SpecError when unusable."""
     if not os.path.isdir(folder):
         raise DataError([(field, f"{folder} is not a folder; image-folder data needs one subfolder per class "
                                  "holding .jpg/.jpeg/.png files")])
     out = []
-    for name in sorted(os.listdir(folder)):
+    for name in sorted(_listdir(folder, field)):
         sub = os.path.join(folder, name)
         if os.path.isdir(sub):
-            files = sorted(f for f in os.listdir(sub) if f.lower().endswith(_IMAGE_EXTS))
+            files = sorted(f for f in _listdir(sub, field) if f.lower().endswith(_IMAGE_EXTS))
             out.append((name, [os.path.join(sub, f) for f in files]))
     if not any(files for _, files in out):
         raise DataError([(field, f"{folder} has no class subfolders with .jpg/.jpeg/.png images")])
@@ -299,6 +324,10 @@ def plan(resolved: dict, world_size: int, dataset_size: int) -> dict:
     if spe == 0:
         raise SpecError([("spec.train.globalBatch", f"{B} is larger than the dataset ({N} samples)")])
     K = max(1, math.floor(s["train"]["epochs"] * spe))
+    if K > MAX_TOTAL_STEPS:
+        epochs = _js_number(s["train"]["epochs"])
+        raise SpecError([("spec.train.epochs", f"{epochs} epochs of {spe} steps make {K} steps, over the maximum of "
+                          f"{MAX_TOTAL_STEPS}; lower spec.train.epochs or raise spec.train.globalBatch")])
     warmup = min(math.floor(s["optimizer"]["warmupEpochs"] * spe), K - 1)
     base = s["optimizer"]["baseLr"]
     peak = base * B / 256 if s["optimizer"]["lrScaling"] == "linear" else base

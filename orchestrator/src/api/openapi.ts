@@ -11,9 +11,10 @@ const secured = [{bearer: []}];
 export function openApiDocument(version: string): object {
   return {
     openapi: '3.1.0',
-    info: {title: 'byol coordinator', version, description: 'Submit and watch BYOL pretraining jobs.'},
+    info: {title: 'byol coordinator', version, description: 'Submit and watch BYOL pretraining jobs. Lists return at most `limit` items (default 1000, at most 10000); page with sinceStep / after.'},
+    security: secured,
     components: {
-      securitySchemes: {bearer: {type: 'http', scheme: 'bearer', description: 'BYOL_API_TOKEN; required for POST/DELETE when set or when the server listens beyond loopback'}},
+      securitySchemes: {bearer: {type: 'http', scheme: 'bearer', description: 'BYOL_API_TOKEN; when the server has one, every route but /healthz and /readyz (and /metrics with --metrics-public) needs it'}},
       schemas: {
         PretrainJob: JOB_SCHEMA,
         Error: {
@@ -54,10 +55,10 @@ export function openApiDocument(version: string): object {
         parameters: [intQuery('after', 'events with seq above this (SSE also honours Last-Event-ID)'), intQuery('limit', 'JSON only')],
         responses: {200: {description: 'events', content: {'application/json': {schema: {type: 'array', items: ref('JobEvent')}}, 'text/event-stream': {schema: {type: 'string'}}}}, 404: err('no such job')}}},
       '/v1/jobs/{id}/export': {parameters: [idParam], get: {summary: 'Online encoder of the latest good checkpoint as a PyTorch state dict',
-        responses: {200: {description: 'encoder.pt', content: {'application/octet-stream': {schema: {type: 'string', contentEncoding: 'binary'}}}}, 404: err('no such job'), 409: err('no good checkpoint yet')}}},
+        responses: {200: {description: 'encoder.pt', content: {'application/octet-stream': {schema: {type: 'string', contentEncoding: 'binary'}}}}, 404: err('no such job'), 409: err('no good checkpoint yet'), 429: err('too many exports running')}}},
       '/v1/workers': {get: {summary: 'Connected and known agents', responses: {200: json({type: 'array', items: ref('WorkerInfo')}, 'agents')}}},
-      '/healthz': {get: {summary: 'Liveness', responses: {200: json({type: 'object'}, 'alive')}}},
-      '/readyz': {get: {summary: 'Readiness: store open, gRPC and telemetry bound', responses: {200: json({type: 'object'}, 'ready'), 503: err('not ready')}}},
+      '/healthz': {get: {summary: 'Liveness', security: [], responses: {200: json({type: 'object'}, 'alive')}}},
+      '/readyz': {get: {summary: 'Readiness: store open, gRPC and telemetry bound', security: [], responses: {200: json({type: 'object'}, 'ready'), 503: err('not ready')}}},
       '/metrics': {get: {summary: 'Prometheus metrics', responses: {200: {description: 'text exposition format', content: {'text/plain': {schema: {type: 'string'}}}}}}},
       '/openapi.json': {get: {summary: 'This document', responses: {200: json({type: 'object'}, 'OpenAPI 3.1')}}},
     },

@@ -5,21 +5,28 @@ import type {AddressInfo} from 'node:net';
 import type {Registry} from 'prom-client';
 import type {Logger} from 'pino';
 import type {CoordinatorApi} from '../domain/coordinator-api';
-import {checkWriteAccess, isLoopbackHost, tokenRequired} from './auth';
+import {checkAccess, checkHost, listenRefusal, tokenRequired} from './auth';
 import {MAX_BODY_BYTES} from './body';
 import {HttpError, toHttpError} from './http-errors';
-import type {Reply} from './router';
+import {boundServer, DEFAULT_LIMITS, type RestLimits} from './limits';
+import {decodeParams, type Reply} from './router';
 import {buildRoutes, fallbackRegistry} from './routes';
 
 export interface ApiServerOptions {
   api: CoordinatorApi;
   logger: Logger;
-  /** Listen address. Default '127.0.0.1'; a non-loopback address requires the token on state changes. */
+  /** Listen address. Default '127.0.0.1'; a non-loopback address needs `token` (or `insecureNoToken`). */
   host?: string;
   /** Port; default 8080; 0 = any free port. */
   port?: number;
-  /** Bearer token for POST/DELETE (BYOL_API_TOKEN). Default: none (loopback only). */
+  /** Bearer token every route but /healthz and /readyz needs (BYOL_API_TOKEN). Default: none (loopback only). */
   token?: string;
+  /** Listen beyond loopback without a token, every route open (--insecure-no-token). Default false: refused. */
+  insecureNoToken?: boolean;
+  /** Serve Prometheus /metrics without the token (--metrics-public). Default false. */
+  metricsPublic?: boolean;
+  /** Connection, stream, timeout, page and export bounds; each defaults to DEFAULT_LIMITS. */
+  limits?: Partial<RestLimits>;
   /** Python with byol_worker installed, for /export. Default 'python3'. */
   pythonBin?: string;
   /** Prometheus registry served at /metrics. Default: a registry with jobs by state. */
@@ -55,46 +62,54 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const host = o.host ?? '127.0.0.1';
   const log = o.logger.child({module: 'rest'});
-  const policy = {host, token: o.token};
+  const policy = {host, token: o.token, insecureNoToken: o.insecureNoToken};
+  const refusal = listenRefusal(policy);
+  if (refusal) throw new Error(refusal);
+  const limits: RestLimits = {...DEFAULT_LIMITS, ...o.limits};
   const router = buildRoutes({
     api: o.api, logger: log, pythonBin: o.pythonBin ?? 'python3', registry: o.registry ?? fallbackRegistry(o.api),
     maxBodyBytes: o.maxBodyBytes ?? MAX_BODY_BYTES, sseKeepAliveMs: o.sseKeepAliveMs ?? 15000,
-    exportTimeoutMs: o.exportTimeoutMs ?? 600000, version: '0.1.0',
+    exportTimeoutMs: o.exportTimeoutMs ?? 600000, version: '0.1.0', limits, metricsPublic: o.metricsPublic ?? false,
   });
+  let port = 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
+      checkHost(req, policy, port);
       const m = router.match(req.method ?? 'GET', url.pathname);
       if (m.kind === 'not-found') throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}; see /openapi.json`);
       if (m.kind === 'method-not-allowed') {
         res.setHeader('allow', m.allow.join(', '));
         throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}; use ${m.allow.join(' or ')}`);
       }
-      if (m.write) checkWriteAccess(req, policy);
-      const reply: Reply | undefined = await m.handler({req, res, params: m.params, query: url.searchParams});
+      if (!m.open) checkAccess(req, policy);
+      const params = decodeParams(m.rawParams); // after the auth check: a bad encoding tells a stranger nothing
+      const reply: Reply | undefined = await m.handler({req, res, params, query: url.searchParams});
       if (reply) send(res, reply.status ?? 200, reply.body ?? null, reply.headers);
     } catch (err) {
       const {status, body} = toHttpError(err);
       if (status >= 500) log.error({err, method: req.method, path: url.pathname}, 'request failed');
       else log.debug({method: req.method, path: url.pathname, status, error: body.error}, 'request refused');
-      send(res, status, body);
+      // A body cut off for size or time is not read further: close the connection after the reply.
+      send(res, status, body, status === 408 || status === 413 ? {connection: 'close'} : {});
     }
   };
 
   const listener = (req: IncomingMessage, res: ServerResponse) => void handle(req, res);
-  const server = o.tls ? createHttpsServer({cert: o.tls.cert, key: o.tls.key}, listener) : createHttpServer(listener);
-  server.requestTimeout = 0; // event streams and exports stay open; bodies are bounded by size instead
+  const serverOptions = {connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs)};
+  const server = o.tls ? createHttpsServer({...serverOptions, cert: o.tls.cert, key: o.tls.key}, listener) : createHttpServer(serverOptions, listener);
+  boundServer(server, limits, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 8080, host, () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
+  port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  if (!isLoopbackHost(host) && o.token === undefined) {
-    log.warn({host, port}, 'REST listens beyond loopback without BYOL_API_TOKEN: submit and cancel are refused until a token is set');
+  if (listenRefusal({...policy, insecureNoToken: false})) {
+    log.warn({host, port}, 'REST listens beyond loopback without an API token (--insecure-no-token): anyone who reaches it may submit, cancel and export');
   }
-  log.info({host, port, tls: Boolean(o.tls), tokenRequired: tokenRequired(policy)}, 'REST API listening');
+  log.info({host, port, tls: Boolean(o.tls), tokenRequired: tokenRequired(policy), metricsPublic: o.metricsPublic ?? false}, 'REST API listening');
   return {
     url: `${o.tls ? 'https' : 'http'}://${urlHost}:${port}`,
     host,

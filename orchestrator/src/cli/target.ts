@@ -77,7 +77,7 @@ export async function openTarget(g: GlobalArgs, launcher: 'local' | 'external'):
   const running = await runningEmbedded(home);
   if (running) return {client: new ByolClient({server: running, token}), embedded: false, local: true, close: async () => undefined};
 
-  mkdirSync(home, {recursive: true});
+  mkdirSync(home, {recursive: true, mode: 0o700});
   // Logs go to stderr so stdout stays the command's output; --debug shows everything.
   const logger = pino({level: g.debug ? 'debug' : (process.env.BYOL_LOG_LEVEL ?? 'warn')}, pino.destination(2));
   const pythonBin = process.env.BYOL_PYTHON || defaultPythonBin();

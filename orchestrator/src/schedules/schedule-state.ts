@@ -38,6 +38,9 @@ export function splitBatch(B: number, W: number, microBatch: number): {microBatc
   return {microBatch: b, accumulation: perRank / b};
 }
 
+/** The most optimizer steps a job may resolve to (K), the same in worker-py/byol_worker/spec.py. */
+export const MAX_TOTAL_STEPS = 100_000_000;
+
 /** stepsPerEpoch, K, warmup and peak LR for world size W. */
 export function computeSchedule(inp: ScheduleInputs, W: number): ScheduleState {
   const {datasetSize: N, globalBatch: B} = inp;
@@ -46,6 +49,9 @@ export function computeSchedule(inp: ScheduleInputs, W: number): ScheduleState {
     throw new SpecError([{path: 'spec.train.globalBatch', message: `${B} is larger than the dataset (${N} samples)`}]);
   }
   const totalSteps = Math.max(1, Math.floor(inp.epochs * stepsPerEpoch));
+  if (totalSteps > MAX_TOTAL_STEPS) {
+    throw new SpecError([{path: 'spec.train.epochs', message: `${inp.epochs} epochs of ${stepsPerEpoch} steps make ${totalSteps} steps, over the maximum of ${MAX_TOTAL_STEPS}; lower spec.train.epochs or raise spec.train.globalBatch`}]);
+  }
   const warmupSteps = Math.min(Math.floor(inp.warmupEpochs * stepsPerEpoch), totalSteps - 1);
   const peakLr = inp.lrScaling === 'linear' ? (inp.baseLr * B) / 256 : inp.baseLr;
   return {

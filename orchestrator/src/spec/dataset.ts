@@ -77,13 +77,26 @@ export function imageFolderCount(folder: string, field: string): number {
   try {
     if (!statSync(folder).isDirectory()) throw new Error('not a folder');
     entries = readdirSync(folder, {withFileTypes: true});
-  } catch {
-    throw new SpecError([{path: field, message: `${folder} is not a folder; image-folder data needs one subfolder per class holding .jpg/.jpeg/.png files`}]);
+  } catch (err) {
+    throw new SpecError([{path: field, message: unreadable(folder, err)}]);
   }
   let n = 0;
   for (const ent of entries) {
-    if (ent.isDirectory()) n += readdirSync(join(folder, ent.name)).filter((f) => IMAGE_EXT.test(f)).length;
+    if (!ent.isDirectory()) continue;
+    const sub = join(folder, ent.name);
+    try {
+      n += readdirSync(sub).filter((f) => IMAGE_EXT.test(f)).length;
+    } catch (err) {
+      throw new SpecError([{path: field, message: unreadable(sub, err)}]);
+    }
   }
   if (n === 0) throw new SpecError([{path: field, message: `${folder} has no class subfolders with .jpg/.jpeg/.png images`}]);
   return n;
+}
+
+/** "X is not a folder; ..." or, when it exists but cannot be listed, "X cannot be read (EACCES); ...". */
+function unreadable(folder: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const what = code && code !== 'ENOENT' && code !== 'ENOTDIR' ? `cannot be read (${code}); give the user byol runs as read access` : 'is not a folder';
+  return `${folder} ${what}; image-folder data needs one subfolder per class holding .jpg/.jpeg/.png files`;
 }

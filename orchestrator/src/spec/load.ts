@@ -20,7 +20,13 @@ export function parseSpecText(text: string, source?: string): unknown {
     });
     throw new SpecError(issues, source);
   }
-  const value = doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS({maxAliasCount: 100});
+  } catch (err) {
+    // yaml refuses documents whose aliases would expand without bound ("billion laughs")
+    throw new SpecError([{path: '', message: `YAML cannot be expanded: ${(err as Error).message.split('\n')[0]}`}], source);
+  }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new SpecError([{path: '', message: 'a spec must be a YAML mapping (apiVersion, kind, metadata, spec)'}], source);
   }

@@ -58,12 +58,24 @@ function issueOf(e: ErrorObject): FieldIssue {
   }
 }
 
+/** Paths of the non-finite numbers (YAML `.inf`, `.nan`), which JSON Schema cannot refuse by itself. */
+function nonFinitePaths(x: unknown, at: string, out: string[]): string[] {
+  if (typeof x === 'number' && !Number.isFinite(x)) out.push(at);
+  else if (Array.isArray(x)) x.forEach((v, i) => nonFinitePaths(v, join(at, String(i)), out));
+  else if (x !== null && typeof x === 'object') for (const [k, v] of Object.entries(x)) nonFinitePaths(v, join(at, k), out);
+  return out;
+}
+
 /** All schema violations of `doc`, sorted by path then message, without duplicates; [] when valid. */
 export function schemaIssues(doc: unknown): FieldIssue[] {
-  if (validateDoc(doc)) return [];
+  const infinite = nonFinitePaths(doc, '', []);
+  if (infinite.length === 0 && validateDoc(doc)) return [];
+  if (infinite.length > 0) validateDoc(doc);
   const byKey = new Map<string, FieldIssue>();
+  for (const path of infinite) byKey.set(`${path}\0must be finite`, {path, message: 'must be finite'});
   for (const e of validateDoc.errors ?? []) {
     const issue = issueOf(e);
+    if (infinite.includes(issue.path)) continue; // "must be finite" says it; a bound on Infinity adds nothing
     byKey.set(`${issue.path}\0${issue.message}`, issue);
   }
   // Same order as Python's sorted((path, message)) tuples (plain code-point comparison).

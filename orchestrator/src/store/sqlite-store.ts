@@ -1,6 +1,6 @@
 /** JobStore on better-sqlite3 (design.md §2: the coordinator's state lives here so it can restart). */
 import Database from 'better-sqlite3';
-import {mkdirSync} from 'node:fs';
+import {chmodSync, closeSync, mkdirSync, openSync} from 'node:fs';
 import {dirname} from 'node:path';
 import {NotFoundError} from '../domain/errors';
 import type {JobStore} from '../domain/store';
@@ -55,11 +55,25 @@ export function migrate(db: Database.Database): void {
   }
 }
 
+/**
+ * The store holds every spec, path and result: its folder is created 0700 and the file 0600 (SQLite
+ * gives its -wal and -shm files the same mode). An existing folder is left as the user made it.
+ */
+function createPrivate(path: string): void {
+  mkdirSync(dirname(path), {recursive: true, mode: 0o700});
+  closeSync(openSync(path, 'a', 0o600));
+  try {
+    chmodSync(path, 0o600); // a store made by an older version was world-readable
+  } catch {
+    // not ours to change (another owner); SQLite still opens it
+  }
+}
+
 export class SqliteStore implements JobStore {
   private readonly db: Database.Database;
 
   constructor(readonly path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), {recursive: true});
+    if (path !== ':memory:') createPrivate(path);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL'); // WAL + NORMAL is durable across process crashes

@@ -3,6 +3,7 @@ import {randomBytes} from 'node:crypto';
 import {join} from 'node:path';
 import type {Argv, CommandModule} from 'yargs';
 import {startApiServer} from '../../api';
+import {listenRefusal} from '../../api/auth';
 import {defaultPythonBin, startCoordinator} from '../../coordinator/start';
 import {createLogger} from '../../log/logger';
 import {plaintextListenRefusal} from '../../transport/grpc-tls';
@@ -35,10 +36,13 @@ interface Args extends GlobalArgs {
   python?: string;
   tlsCert?: string;
   tlsKey?: string;
+  metricsPublic: boolean;
+  insecureNoToken: boolean;
 }
 
 const env = process.env;
 const int = (v: string | undefined, d: number) => (v === undefined || v === '' ? d : Number(v));
+const bool = (v: string | undefined) => v !== undefined && /^(1|true|yes)$/i.test(v);
 
 export function serveCommand(ctx: CliContext): CommandModule<GlobalArgs, Args> {
   return {
@@ -66,8 +70,11 @@ export function serveCommand(ctx: CliContext): CommandModule<GlobalArgs, Args> {
         describe: 'how agents start: spawned here, by someone else, or as Kubernetes pods (BYOL_LAUNCHER)'})
       .option('agent-token', {type: 'string', describe: 'token agents present; visible in ps, prefer --agent-token-file or BYOL_AGENT_TOKEN (generated for --launcher local, required otherwise; 16+ characters)'})
       .option('agent-token-file', {type: 'string', describe: 'file whose first line is the agent token (BYOL_AGENT_TOKEN_FILE)'})
-      .option('api-token', {type: 'string', describe: 'bearer token for submit/cancel; visible in ps, prefer --api-token-file or BYOL_API_TOKEN (default none: loopback only; 16+ characters)'})
+      .option('api-token', {type: 'string', describe: 'bearer token every REST route but /healthz and /readyz needs; visible in ps, prefer --api-token-file or BYOL_API_TOKEN (default none: loopback only; 16+ characters)'})
       .option('api-token-file', {type: 'string', describe: 'file whose first line is the API token (BYOL_API_TOKEN_FILE)'})
+      .option('metrics-public', {type: 'boolean', default: bool(env.BYOL_METRICS_PUBLIC), describe: 'serve Prometheus /metrics without the API token (BYOL_METRICS_PUBLIC; default false)'})
+      .option('insecure-no-token', {type: 'boolean', default: bool(env.BYOL_INSECURE_NO_TOKEN),
+        describe: 'let REST listen beyond loopback without an API token, every route open: only behind an authenticating proxy (BYOL_INSECURE_NO_TOKEN; default false: refused)'})
       .option('tls-cert', {type: 'string', default: env.BYOL_TLS_CERT, describe: 'PEM certificate file: serve REST over HTTPS (BYOL_TLS_CERT; default plain HTTP)'})
       .option('tls-key', {type: 'string', default: env.BYOL_TLS_KEY, describe: 'PEM private key file for --tls-cert (BYOL_TLS_KEY)'})
       .option('python', {type: 'string', default: env.BYOL_PYTHON, describe: 'python with byol_worker, for local agents and export (BYOL_PYTHON; default .venv/bin/python, else python3)'}) as unknown as Argv<Args>, // yargs types the kebab names only
@@ -80,6 +87,8 @@ export function serveCommand(ctx: CliContext): CommandModule<GlobalArgs, Args> {
       }
       const apiToken = resolveToken({name: 'api-token', flag: argv.apiToken, file: argv.apiTokenFile}, env, logger);
       if (Boolean(argv.tlsCert) !== Boolean(argv.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together');
+      const restRefusal = listenRefusal({host: argv.host, token: apiToken, insecureNoToken: argv.insecureNoToken});
+      if (restRefusal) throw new UsageError(restRefusal);
       const tls = argv.tlsCert && argv.tlsKey ? {cert: readPem(argv.tlsCert, '--tls-cert'), key: readPem(argv.tlsKey, '--tls-key')} : undefined;
       const grpcTls = grpcTlsFromArgs(argv);
       const grpcHost = argv.grpcHost ?? (argv.launcher === 'local' ? '127.0.0.1' : '0.0.0.0');
@@ -94,7 +103,7 @@ export function serveCommand(ctx: CliContext): CommandModule<GlobalArgs, Args> {
       });
       try {
         const rest = await startApiServer({api: coordinator.api, logger, host: argv.host, port: argv.port, token: apiToken,
-          registry: coordinator.registry, pythonBin, tls});
+          registry: coordinator.registry, pythonBin, tls, metricsPublic: argv.metricsPublic, insecureNoToken: argv.insecureNoToken});
         ctx.io.err(`byol coordinator: REST ${rest.url}, gRPC ${coordinator.grpcAddress}, telemetry ${coordinator.telemetryAddress}\n`);
         await new Promise<void>((resolve) => {
           if (ctx.signal.aborted) return resolve();
