@@ -147,25 +147,25 @@ describe('service routes', () => {
 });
 
 describe('auth', () => {
-  test('with a token set, POST and DELETE need it; GET does not', async () => {
-    const s = await startApiServer({api: coord.api, logger, port: 0, token: 's3cret'});
+  test('with a token set, every route but the probes needs it', async () => {
+    const s = await startApiServer({api: coord.api, logger, port: 0, token: 's3cret-token-0123456789'});
     try {
       expect((await post(JSON.stringify(doc({}, 'auth1')), 'application/json', {}, s.url)).status).toBe(401);
       expect((await post(JSON.stringify(doc({}, 'auth1')), 'application/json', {authorization: 'Bearer wrong'}, s.url)).status).toBe(401);
-      const ok = await post(JSON.stringify(doc({}, 'auth1')), 'application/json', {authorization: 'Bearer s3cret'}, s.url);
+      const ok = await post(JSON.stringify(doc({}, 'auth1')), 'application/json', {authorization: 'Bearer s3cret-token-0123456789'}, s.url);
       expect(ok.status).toBe(201);
       expect((await fetch(`${s.url}/v1/jobs/${ok.body.id}`, {method: 'DELETE'})).status).toBe(401);
-      expect((await fetch(`${s.url}/v1/jobs/${ok.body.id}`)).status).toBe(200);
+      expect((await fetch(`${s.url}/v1/jobs/${ok.body.id}`)).status).toBe(401);
+      expect((await fetch(`${s.url}/v1/jobs/${ok.body.id}`, {headers: {authorization: 'Bearer s3cret-token-0123456789'}})).status).toBe(200);
+      expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
     } finally {
       await s.close();
     }
   });
-  test('beyond loopback without a token, state changes are refused with a hint', async () => {
-    const s = await startApiServer({api: coord.api, logger, host: '0.0.0.0', port: 0});
+  test('beyond loopback without a token the server refuses to start, unless opted out', async () => {
+    await expect(startApiServer({api: coord.api, logger, host: '0.0.0.0', port: 0})).rejects.toThrow(/without an API token.*--insecure-no-token/);
+    const s = await startApiServer({api: coord.api, logger, host: '0.0.0.0', port: 0, insecureNoToken: true});
     try {
-      const r = await post(JSON.stringify(doc({}, 'auth2')), 'application/json', {authorization: 'Bearer anything'}, `http://127.0.0.1:${s.port}`);
-      expect(r.status).toBe(401);
-      expect(r.body.error).toMatch(/BYOL_API_TOKEN/);
       expect((await fetch(`http://127.0.0.1:${s.port}/v1/jobs`)).status).toBe(200);
     } finally {
       await s.close();

@@ -2,6 +2,7 @@
 import {readFileSync, statSync} from 'node:fs';
 import {parseDocument} from 'yaml';
 import {SpecError} from '../domain/errors';
+import {finiteIssues} from './validate';
 
 /** Largest spec file or request body accepted (design.md §11: sizes are bounded). */
 export const MAX_SPEC_BYTES = 1024 * 1024;
@@ -30,6 +31,8 @@ export function parseSpecText(text: string, source?: string): unknown {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new SpecError([{path: '', message: 'a spec must be a YAML mapping (apiVersion, kind, metadata, spec)'}], source);
   }
+  const infinite = finiteIssues(value);
+  if (infinite.length > 0) throw new SpecError(infinite, source);
   return value;
 }
 

@@ -66,6 +66,11 @@ function nonFinitePaths(x: unknown, at: string, out: string[]): string[] {
   return out;
 }
 
+/** "must be finite" for each `.inf` / `.nan` in a parsed document (JSON cannot carry them, so check before sending). */
+export function finiteIssues(doc: unknown): FieldIssue[] {
+  return nonFinitePaths(doc, '', []).map((path) => ({path, message: 'must be finite'}));
+}
+
 /** All schema violations of `doc`, sorted by path then message, without duplicates; [] when valid. */
 export function schemaIssues(doc: unknown): FieldIssue[] {
   const infinite = nonFinitePaths(doc, '', []);
