@@ -31,28 +31,43 @@ export function writeEvent(res: ServerResponse, ev: JobEvent, b: StreamBounds): 
   writeBounded(res, `id: ${ev.seq}\ndata: ${JSON.stringify(ev)}\n\n`, b);
 }
 
+/** Resolves when the client has taken most of what is queued, false when the stream closed instead. */
+function drained(res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      res.off('drain', onDrain).off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    res.on('drain', onDrain).on('close', onClose);
+  });
+}
+
 /**
- * Streams events with seq > afterSeq. Subscribes before replaying so nothing falls in between, and
- * drops live duplicates of replayed events. Returns when the response is closed.
+ * Streams events with seq > afterSeq: replay from the store at the client's pace (waiting for it to
+ * drain), then live. The switch to live happens in the same tick as the last, empty, page read, so
+ * nothing falls in between; live events are written as they come and a client that lets more than
+ * `maxQueuedBytes` pile up is dropped (it can resume with Last-Event-ID).
  */
 export function streamEvents(api: CoordinatorApi, id: string, afterSeq: number, res: ServerResponse, keepAliveMs: number, b: StreamBounds): void {
   const job = api.getJob(id);
   if (!job) throw new NotFoundError('job', id);
   let last = afterSeq;
-  let replaying = true;
-  const pending: JobEvent[] = [];
+  let live = false;
+  const gone = () => res.writableEnded || res.destroyed;
   const finish = (state: JobState) => {
     writeBounded(res, `event: end\ndata: ${JSON.stringify({state})}\n\n`, b);
     if (!res.destroyed) res.end();
   };
   const deliver = (ev: JobEvent) => {
-    if (ev.seq <= last || res.writableEnded || res.destroyed) return;
+    if (ev.seq <= last || gone()) return;
     last = ev.seq;
     writeEvent(res, ev, b);
     const end = terminalState(ev);
     if (end) finish(end);
   };
-  const unsubscribe = api.subscribe(id, (ev) => (replaying ? pending.push(ev) : deliver(ev)));
+  const unsubscribe = api.subscribe(id, (ev) => (live ? deliver(ev) : undefined));
   const timer = setInterval(() => writeBounded(res, ': keep-alive\n\n', b), keepAliveMs);
   timer.unref();
   res.on('close', () => {
@@ -62,12 +77,18 @@ export function streamEvents(api: CoordinatorApi, id: string, afterSeq: number, 
 
   res.writeHead(200, {'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no'});
   res.write('retry: 2000\n\n');
-  // Replay a page at a time, so a long history never sits in memory twice over for one client.
-  for (let page = api.events(id, {afterSeq, limit: 500}); page.length > 0 && !res.destroyed && !res.writableEnded; page = api.events(id, {afterSeq: last, limit: 500})) {
-    for (const ev of page) deliver(ev);
-  }
-  replaying = false;
-  for (const ev of pending.splice(0)) deliver(ev);
-  const now = api.getJob(id);
-  if (!res.writableEnded && !res.destroyed && now && TERMINAL_STATES.includes(now.state)) finish(now.state);
+  const replay = async () => {
+    for (;;) {
+      const page = api.events(id, {afterSeq: last, limit: 100});
+      if (page.length === 0 || gone()) break;
+      for (const ev of page) {
+        deliver(ev);
+        if (!gone() && res.writableNeedDrain && !(await drained(res))) return;
+      }
+    }
+    live = true; // same tick as the empty page: no event is missed or repeated
+    const now = api.getJob(id);
+    if (!gone() && now && TERMINAL_STATES.includes(now.state)) finish(now.state);
+  };
+  void replay().catch(() => res.destroy());
 }
