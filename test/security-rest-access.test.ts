@@ -5,13 +5,16 @@
  * hostile specs (.inf, .nan, 1e9 widths, step counts, YAML alias bombs) over REST and the CLI.
  */
 import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
+import {spawn} from 'node:child_process';
+import {chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import {request} from 'node:http';
-import {writeFileSync} from 'node:fs';
-import {join} from 'node:path';
+import {tmpdir} from 'node:os';
+import {join, resolve} from 'node:path';
 import pino from 'pino';
 import {startApiServer, type ApiServer} from '../orchestrator/src/api';
 import type {CliIo} from '../orchestrator/src/cli/io';
 import {runCli} from '../orchestrator/src/cli/parser';
+import {SqliteStore} from '../orchestrator/src/store';
 import {startTestCoordinator, tinySpec, type TestCoordinator} from './helpers/test-coordinator';
 
 const logger = pino({level: 'silent'});
@@ -173,4 +176,57 @@ ${model}`;
     expect(out.err).toMatch(message);
     expect(c.api.listJobs().length).toBe(before);
   });
+});
+
+const MAIN = resolve(__dirname, '..', 'dist', 'orchestrator', 'src', 'cli', 'main.js');
+
+(existsSync(MAIN) ? describe : describe.skip)('data the server cannot read', () => {
+  test('an unreadable image folder is 400 naming the folder, from a real `byolctl serve` (run as nobody when root)', async () => {
+    const root = process.getuid?.() === 0;
+    const tmp = mkdtempSync(join(tmpdir(), 'byol-unreadable-'));
+    const cls = join(tmp, 'imgs', 'cat');
+    mkdirSync(cls, {recursive: true});
+    writeFileSync(join(cls, 'a.jpg'), 'x');
+    mkdirSync(join(tmp, 'home'));
+    if (root) for (const p of [tmp, join(tmp, 'home')]) chownSync(p, 65534, 65534);
+    chmodSync(tmp, 0o755);
+    chmodSync(cls, 0);
+    const child = spawn(process.execPath, [MAIN, 'serve', '--home', join(tmp, 'home'), '--port', '0', '--grpc-host', '127.0.0.1',
+      '--grpc-port', '0', '--telemetry-port', '0', '--launcher', 'external', '--agent-token', TOKEN, '--api-token', TOKEN],
+    {stdio: ['ignore', 'ignore', 'pipe'], ...(root ? {uid: 65534, gid: 65534} : {}), env: {...process.env, BYOL_API_TOKEN: ''}});
+    try {
+      let err = '';
+      child.stderr.on('data', (d) => (err += d));
+      const port = await new Promise<number>((res, rej) => {
+        child.stderr.on('data', () => {
+          const m = /REST http:\/\/127\.0\.0\.1:(\d+),/.exec(err);
+          if (m) res(Number(m[1]));
+        });
+        child.on('exit', (code) => rej(new Error(`serve exited ${code}: ${err}`)));
+      });
+      const spec = {apiVersion: 'byol/v1', kind: 'PretrainJob', metadata: {name: 'unreadable'}, spec: {data: {format: 'image-folder', path: join(tmp, 'imgs')}}};
+      const r = await raw(port, '/v1/jobs', {...auth, 'content-type': 'application/json'}, 'POST', JSON.stringify(spec));
+      expect(r.status).toBe(400);
+      expect(r.body.issues).toEqual([{path: 'spec.data.path', message: expect.stringContaining(`${cls} cannot be read (EACCES)`)}]);
+    } finally {
+      child.kill('SIGINT');
+      chmodSync(cls, 0o755);
+      rmSync(tmp, {recursive: true, force: true});
+    }
+  });
+});
+
+test('the store is created 0600 in a 0700 folder, and an old world-readable store is tightened', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'byol-store-'));
+  try {
+    const path = join(tmp, 'state', 'store.db');
+    new SqliteStore(path).close();
+    expect(statSync(join(tmp, 'state')).mode & 0o777).toBe(0o700);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    chmodSync(path, 0o644);
+    new SqliteStore(path).close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  } finally {
+    rmSync(tmp, {recursive: true, force: true});
+  }
 });

@@ -65,6 +65,17 @@ ERROR_CASES = [
      "must be <= spec.resources.workers (2)"),
     ("npy without path", edit("spec.data.path", None), "spec.data.path", "required for format 'npy'"),
     ("missing data path", edit("spec.data.path", "nowhere"), "spec.data.path", "convert-cifar"),
+    # hostile numbers (issue 11): YAML's .inf/.nan and sizes that would exhaust a worker
+    ("infinite epochs", edit("spec.train.epochs", float("inf")), "spec.train.epochs", "must be finite"),
+    ("NaN LR", edit("spec.optimizer.baseLr", float("nan")), "spec.optimizer.baseLr", "must be finite"),
+    ("-inf in an array", edit("spec.augment.normalize.mean", [0.5, float("-inf"), 0.5]), "spec.augment.normalize.mean.1",
+     "must be finite"),
+    ("huge hidden dim", edit("spec.model.projector.hiddenDim", 10**9), "spec.model.projector.hiddenDim", "must be <= 16384"),
+    ("huge predictor", edit("spec.model.predictor.hiddenDim", 10**9), "spec.model.predictor.hiddenDim", "must be <= 16384"),
+    ("huge out dim", edit("spec.model.projector.outDim", 10**6), "spec.model.projector.outDim", "must be <= 8192"),
+    ("huge batch", edit("spec.train.globalBatch", 2**31), "spec.train.globalBatch", "must be <= 65536"),
+    ("huge epochs", edit("spec.train.epochs", 1e6), "spec.train.epochs", "must be <= 10000"),
+    ("huge loader", edit("spec.data.loaderWorkers", 10**4), "spec.data.loaderWorkers", "must be <= 64"),
 ]
 
 
@@ -78,6 +89,52 @@ def test_spec_errors_name_the_field(tmp_path, name, mutate, field, message):
     assert field in issues, ei.value.issues
     assert message in issues[field]
     assert f"{field}: " in str(ei.value)
+
+
+def test_infinite_value_gets_one_issue_naming_it(tmp_path):
+    doc = edit("spec.train.epochs", float("inf"))(base_doc())
+    with pytest.raises(SpecError) as ei:
+        load_spec(doc, base_dir=str(tmp_path))
+    assert ei.value.issues == [("spec.train.epochs", "must be finite")]  # not also "must be <= 10000"
+
+
+def test_yaml_inf_and_alias_bomb_files(tmp_path):
+    f = tmp_path / "inf.yaml"
+    f.write_text("apiVersion: byol/v1\nkind: PretrainJob\nmetadata: {name: t}\n"
+                 "spec: {data: {format: synthetic}, train: {epochs: .inf}}\n")
+    with pytest.raises(SpecError, match=r"spec\.train\.epochs: must be finite"):
+        load_spec(str(f))
+    bomb = tmp_path / "bomb.yaml"
+    rows = ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]" for p, n in zip("abcdef", "bcdefg")]
+    bomb.write_text("\n".join(rows) + "\n")
+    with pytest.raises(SpecError, match="expands to more than"):
+        load_spec(str(bomb))
+
+
+def test_total_steps_are_capped(tmp_path):
+    doc = {"apiVersion": "byol/v1", "kind": "PretrainJob", "metadata": {"name": "t"},
+           "spec": {"data": {"format": "synthetic", "numSamples": 100_000_000}, "train": {"epochs": 10000, "globalBatch": 2}}}
+    resolved = load_spec(doc)
+    with pytest.raises(SpecError) as ei:
+        plan(resolved, world_size=1, dataset_size=100_000_000)
+    assert ei.value.issues == [("spec.train.epochs", "10000 epochs of 50000000 steps make 500000000000 steps, over the "
+                                "maximum of 100000000; lower spec.train.epochs or raise spec.train.globalBatch")]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
+def test_unreadable_image_folder_names_it(tmp_path):
+    cls = tmp_path / "imgs" / "cat"
+    cls.mkdir(parents=True)
+    (cls / "a.jpg").write_bytes(b"x")
+    cls.chmod(0)
+    try:
+        doc = {"apiVersion": "byol/v1", "kind": "PretrainJob", "metadata": {"name": "t"},
+               "spec": {"data": {"format": "image-folder", "path": str(tmp_path / "imgs")}}}
+        with pytest.raises(SpecError, match=r"spec\.data\.path: .*cat cannot be read \(EACCES\)"):
+            load_spec(doc)
+    finally:
+        cls.chmod(0o755)
 
 
 def test_all_issues_reported_at_once(tmp_path):

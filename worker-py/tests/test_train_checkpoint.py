@@ -41,6 +41,15 @@ def test_write_layout_manifest_and_round_trip(tmp_path):
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
 
 
+def test_checkpoints_are_private_to_their_owner(tmp_path):
+    job_dir = tmp_path / "job"  # created by the save, as the trainer's job folder is
+    res = ckpt.write(_snap(3), str(job_dir))
+    assert os.stat(job_dir).st_mode & 0o777 == 0o700
+    assert os.stat(res.path).st_mode & 0o777 == 0o700
+    assert {n: os.stat(os.path.join(res.path, n)).st_mode & 0o777 for n in os.listdir(res.path)} == \
+        {n: 0o600 for n in ckpt.PAYLOAD + (ckpt.MANIFEST,)}
+
+
 def test_corrupt_file_is_named_and_latest_good_skips_it(tmp_path):
     good = ckpt.write(_snap(1), str(tmp_path)).path
     bad = ckpt.write(_snap(2), str(tmp_path)).path
