@@ -2,6 +2,14 @@
 import type {JobView} from '../domain/coordinator-api';
 import type {JobEvent} from '../domain/types';
 
+/**
+ * Text from agents and trainers, made safe for a terminal: control characters (ESC sequences that move
+ * the cursor, retitle the window or fake a line, C1 codes, DEL) are shown as \xNN instead of acting.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export function duration(seconds: number | null): string {
   if (seconds === null || !Number.isFinite(seconds)) return '-';
   const s = Math.max(0, Math.round(seconds));
@@ -28,12 +36,12 @@ export function progressLine(j: JobView): string {
 
 export function eventLine(ev: JobEvent): string {
   const t = new Date(ev.tMs).toISOString().replace('T', ' ').slice(0, 19);
-  return `${t}  ${ev.level.toUpperCase().padEnd(5)} ${ev.type.padEnd(10)} ${ev.message}`;
+  return `${t}  ${printable(ev.level.toUpperCase().padEnd(5))} ${printable(ev.type.padEnd(10))} ${printable(ev.message)}`;
 }
 
 export function resultLine(j: JobView): string {
   const parts = Object.entries(j.result ?? {}).map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toFixed(4)) : JSON.stringify(v)}`);
-  const line = `job ${j.id} ${j.state}${j.message ? `: ${j.message}` : ''}${parts.length ? `  result: ${parts.join(' ')}` : ''}`;
+  const line = `job ${j.id} ${j.state}${j.message ? `: ${printable(j.message)}` : ''}${parts.length ? `  result: ${parts.join(' ')}` : ''}`;
   const knn = j.result?.knnTop1;
   return typeof knn === 'number' ? `${line}\nkNN top-1 accuracy of the trained encoder: ${(100 * knn).toFixed(2)}%` : line;
 }
@@ -42,11 +50,11 @@ export function jobDetails(j: JobView): string {
   const lines = [
     `id:          ${j.id}`,
     `name:        ${j.name} (priority ${j.priority})`,
-    `state:       ${j.state}${j.message ? ` (${j.message})` : ''}`,
+    `state:       ${j.state}${j.message ? ` (${printable(j.message)})` : ''}`,
     `progress:    ${progressLine(j)}`,
     `epoch:       ${j.epoch}`,
     `generation:  ${j.generation}`,
-    `workers:     ${j.workers.length === 0 ? '-' : j.workers.map((w) => `rank ${w.rank} ${w.agentId}@${w.host}/${w.deviceId}`).join(', ')}`,
+    `workers:     ${j.workers.length === 0 ? '-' : j.workers.map((w) => printable(`rank ${w.rank} ${w.agentId}@${w.host}/${w.deviceId}`)).join(', ')}`,
     `schedule:    K ${j.schedule.totalSteps}, warmup ${j.schedule.warmupSteps}, peak LR ${j.schedule.peakLr}, tau base ${j.schedule.tauBase}, B ${j.schedule.globalBatch}`,
     `submitted:   ${new Date(j.submittedAtMs).toISOString()}`,
   ];

@@ -4,7 +4,7 @@
  */
 import type {Job} from '../domain/types';
 import {localAgentId} from '../launchers/local';
-import {planRound, queueOrder, type Device, type PendingJob} from '../scheduler/placement';
+import {planRound, queueOrder, ranksNeeded, type Device, type PendingJob} from '../scheduler/placement';
 import type {CoordinatorContext} from './context';
 import {resourcesOf} from './job-plan';
 import {setState, startGeneration} from './lifecycle';
@@ -35,7 +35,10 @@ export function scheduleRound(ctx: CoordinatorContext): void {
       const owner = ownerOf(d.agentId, allJobs);
       return owner ? {agentId: d.agentId, deviceId: d.deviceId, ownerJobId: owner} : {agentId: d.agentId, deviceId: d.deviceId};
     });
-  const placements = planRound(pendingJobs.map(pendingOf), free);
+  // Only the external launcher never brings agents: there, what is connected now is all there is.
+  const capacity = ctx.launcher.name === 'external' ? ctx.agents.list()
+    .filter((a) => a.connected && !ctx.draining.has(a.agentId)).reduce((n, a) => n + a.devices.length, 0) : undefined;
+  const placements = planRound(pendingJobs.map(pendingOf), free, {capacity});
   const placed = new Set<string>();
   for (const p of placements) {
     const job = ctx.store.getJob(p.jobId)!;
@@ -49,6 +52,7 @@ export function scheduleRound(ctx: CoordinatorContext): void {
     if (fresh.state === 'RECOVERING' && soon < r.minWorkers) {
       fresh = setState(ctx, fresh.id, 'WAITING', `fewer than minWorkers (${r.minWorkers}) devices free; waiting for agents`);
     }
+    explainTooBig(ctx, fresh, capacity);
     const key = `${fresh.state}:${fresh.generation}`;
     if (NEEDS_GROUP.includes(fresh.state) && ctx.launched.get(fresh.id) !== key) {
       ctx.launched.set(fresh.id, key);
@@ -56,4 +60,15 @@ export function scheduleRound(ctx: CoordinatorContext): void {
         .catch((err) => ctx.events.emit(fresh.id, 'error', 'launcher', `could not start agents: ${(err as Error).message}`));
     }
   }
+}
+
+/** Says in the job's message (byolctl status) why it waits when it needs more devices than exist. */
+function explainTooBig(ctx: CoordinatorContext, job: Job, capacity: number | undefined): void {
+  if (capacity === undefined || !NEEDS_GROUP.includes(job.state)) return;
+  const need = ranksNeeded(pendingOf(job));
+  const field = job.state === 'QUEUED' ? 'spec.resources.workers' : 'spec.resources.minWorkers';
+  const why = `needs ${need} workers but only ${capacity} device(s) are connected; start more agents or lower ${field} ` +
+    '(jobs that fit run meanwhile)';
+  if (need > capacity && job.message !== why) ctx.store.updateJob(job.id, {message: why});
+  else if (need <= capacity && job.message?.startsWith(`needs ${need} workers but only`)) ctx.store.updateJob(job.id, {message: null});
 }

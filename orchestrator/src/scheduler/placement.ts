@@ -53,12 +53,19 @@ export function eligibleDevices(jobId: string, free: Device[]): Device[] {
   return [...own.sort((a, b) => (key(a) < key(b) ? -1 : 1)), ...shared.sort((a, b) => (key(a) < key(b) ? -1 : 1))];
 }
 
+/** Ranks a job needs at the least to start: all its workers, or minWorkers after a loss. */
+export function ranksNeeded(job: PendingJob): number {
+  return job.resuming ? Math.max(1, job.minWorkers) : job.workers;
+}
+
 /**
  * One scheduling round: walk the queue in order and give each job all its ranks or nothing.
  * No backfill on shared devices past a job that cannot start (so a big high-priority job is not
- * starved); devices owned by a job (its local agents) stay usable by that job.
+ * starved); devices owned by a job (its local agents) stay usable by that job. With `capacity` (the
+ * devices that exist, busy or not, when no launcher brings more), a job needing more than that can
+ * never start as things are, so it does not hold back the jobs behind it.
  */
-export function planRound(queue: PendingJob[], free: Device[]): Placement[] {
+export function planRound(queue: PendingJob[], free: Device[], opts: {capacity?: number} = {}): Placement[] {
   let pool = [...free];
   let sharedBlocked = false;
   const out: Placement[] = [];
@@ -66,7 +73,7 @@ export function planRound(queue: PendingJob[], free: Device[]): Placement[] {
     const usable = eligibleDevices(job.id, pool).filter((d) => !sharedBlocked || d.ownerJobId === job.id);
     const w = worldSizeFor(job, usable.length);
     if (w === null) {
-      sharedBlocked = true;
+      if (opts.capacity === undefined || ranksNeeded(job) <= opts.capacity) sharedBlocked = true;
       continue;
     }
     const devices = usable.slice(0, w);

@@ -21,7 +21,10 @@ export function logsCommand(ctx: CliContext): CommandModule<GlobalArgs, Args> {
       .option('follow', {alias: 'f', type: 'boolean', default: false, describe: 'keep printing new events'}),
     handler: (argv) => withTarget(ctx, argv, 'external', async ({client}) => {
       if (!argv.follow) {
-        const events = await client.jobs.events(argv.id);
+        const events = [];
+        for (let page = await client.jobs.events(argv.id); page.length > 0; page = await client.jobs.events(argv.id, {afterSeq: page[page.length - 1].seq})) {
+          events.push(...page); // the server answers a page at a time (1000 events by default)
+        }
         if (argv.json) printJson(ctx.io, events);
         else for (const ev of events) ctx.io.out(`${eventLine(ev)}\n`);
         return 0;

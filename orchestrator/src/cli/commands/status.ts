@@ -1,7 +1,7 @@
 /** byolctl status [ID]: one job in detail, or the active jobs and the workers. */
 import type {CommandModule} from 'yargs';
 import {TERMINAL_STATES} from '../../domain/types';
-import {jobDetails, progressLine} from '../format';
+import {jobDetails, printable, progressLine} from '../format';
 import {printJson, table} from '../io';
 import {type CliContext, withTarget} from '../run';
 import type {GlobalArgs} from '../target';
@@ -31,7 +31,7 @@ export function statusCommand(ctx: CliContext): CommandModule<GlobalArgs, Args> 
       ctx.io.out(jobs.length === 0 ? 'no active jobs\n' : table(jobs.map((j) => [j.id, progressLine(j)])));
       ctx.io.out(workers.length === 0 ? 'no workers\n' : table([['WORKER', 'HOST', 'CONNECTED', 'DEVICES', 'ASSIGNED'],
         ...workers.map((w) => [w.agentId, w.host, String(w.connected), w.devices.map((d) => d.id).join(','),
-          Object.values(w.assigned).map((a) => `${a.jobId}#${a.rank}`).join(',') || '-'])]));
+          Object.values(w.assigned).map((a) => `${a.jobId}#${a.rank}`).join(',') || '-'].map(printable))]));
       return 0;
     }),
   };
