@@ -24,7 +24,17 @@ const docs: Record<string, unknown> = {
   missing: {...base, metadata: {}, spec: {}},
   workers: {...base, spec: {data: {format: 'synthetic'}, resources: {workers: 2, minWorkers: 3}}},
   noData: {...base, spec: {data: {format: 'npy', path: '/nonexistent/byol-data'}}},
+  nonFinite: {...base, spec: {data: {format: 'synthetic'}, train: {epochs: Infinity, globalBatch: 2}, optimizer: {baseLr: NaN},
+    augment: {normalize: {mean: [0.5, -Infinity, 0.5]}}}},
+  maxima: {...base, spec: {data: {format: 'synthetic', loaderWorkers: 65, numSamples: 1e9}, train: {globalBatch: 1048576, epochs: 20000},
+    model: {width: 8, projector: {hiddenDim: 1e9, outDim: 100000}, predictor: {hiddenDim: 20000}}, resources: {workers: 5000, minWorkers: 5000}}},
 };
+
+/** JSON with Infinity / NaN kept as Python's json module reads them (JSON.stringify would send null). */
+function toPythonJson(x: unknown): string {
+  return JSON.stringify(x, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? `__nonfinite_${v}__` : v))
+    .replace(/"__nonfinite_(Infinity|-Infinity|NaN)__"/g, '$1');
+}
 
 function tsResult(doc: unknown): unknown {
   try {
@@ -66,7 +76,7 @@ function tsPlan(spec: any, W: number, N: number): unknown {
 
 (existsSync(PY) ? describe : describe.skip)('TypeScript and Python spec resolution agree', () => {
   test('issues, resolved specs and hashes', () => {
-    const {resolved: py, plans} = JSON.parse(execFileSync(PY, ['-c', PY_SCRIPT, REPO], {input: JSON.stringify(docs), encoding: 'utf8'}));
+    const {resolved: py, plans} = JSON.parse(execFileSync(PY, ['-c', PY_SCRIPT, REPO], {input: toPythonJson(docs), encoding: 'utf8'}));
     for (const [name, doc] of Object.entries(docs)) {
       expect({name, ...(tsResult(doc) as object)}).toEqual({name, ...py[name]});
     }
