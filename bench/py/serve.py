@@ -66,7 +66,14 @@ class Serve:
         return self.request("GET", f"/v1/jobs/{job_id}")
 
     def metrics(self, job_id: str) -> list[dict]:
-        return self.request("GET", f"/v1/jobs/{job_id}/metrics")
+        """Every metric point; the server answers at most 10000 per page."""
+        out: list[dict] = []
+        while True:
+            since = out[-1]["step"] + 1 if out else 0
+            page = self.request("GET", f"/v1/jobs/{job_id}/metrics?sinceStep={since}&limit=10000")
+            out += page
+            if len(page) < 10000:
+                return out
 
     def wait_state(self, job_id: str, states: tuple[str, ...], timeout_s: float, poll_s: float = 0.5) -> dict:
         deadline = time.monotonic() + timeout_s
