@@ -94,6 +94,15 @@ describe('with a token, nothing but the probes answers a stranger', () => {
     }
     expect((await raw(open.port, '/v1/jobs/%E0%A4%A')).status).toBe(400);
   });
+
+  test('a request target that is no URL (GET http://[) is 400, and the server lives on', async () => {
+    for (const s of [guarded, open]) {
+      const r = await raw(s.port, 'http://[', s === guarded ? auth : {});
+      expect(r.status).toBe(400);
+      expect(r.body.error).toMatch(/is not a valid URL path/);
+      expect((await raw(s.port, '/healthz')).status).toBe(200);
+    }
+  });
 });
 
 describe('a tokenless server stays on loopback and answers loopback names only', () => {

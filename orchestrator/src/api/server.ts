@@ -59,6 +59,15 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
+/** The request target as a URL; one that does not parse (`GET http://[`) is the client's error, not a crash. */
+function parseTarget(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch {
+    throw new HttpError(400, 'bad_path', `request target '${String(target).slice(0, 100)}' is not a valid URL path`);
+  }
+}
+
 export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const host = o.host ?? '127.0.0.1';
   const log = o.logger.child({module: 'rest'});
@@ -74,8 +83,9 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   let port = 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url = new URL('/', 'http://localhost');
     try {
+      url = parseTarget(req.url);
       checkHost(req, policy, port);
       const m = router.match(req.method ?? 'GET', url.pathname);
       if (m.kind === 'not-found') throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}; see /openapi.json`);
