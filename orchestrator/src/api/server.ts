@@ -11,6 +11,7 @@ import {HttpError, toHttpError} from './http-errors';
 import {boundServer, DEFAULT_LIMITS, type RestLimits} from './limits';
 import {decodeParams, type Reply} from './router';
 import {buildRoutes, fallbackRegistry} from './routes';
+import {addDashboardRoutes} from '../web/dashboard-routes';
 
 export interface ApiServerOptions {
   api: CoordinatorApi;
@@ -80,6 +81,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     maxBodyBytes: o.maxBodyBytes ?? MAX_BODY_BYTES, sseKeepAliveMs: o.sseKeepAliveMs ?? 15000,
     exportTimeoutMs: o.exportTimeoutMs ?? 600000, version: '0.1.0', limits, metricsPublic: o.metricsPublic ?? false,
   });
+  addDashboardRoutes(router, {api: o.api, tokenRequired: tokenRequired(policy)}); // the web page, same auth (web/)
   let port = 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {

@@ -5,6 +5,7 @@ import type {AgentRegistry} from '../agents/agent-registry';
 import type {CheckpointRegistry} from '../checkpoints/checkpoint-registry';
 import type {Launcher} from '../domain/launcher';
 import type {JobStore} from '../domain/store';
+import type {HealthMonitor} from '../health/health-monitor';
 import type {GenerationRun, Outgoing} from '../rendezvous/generation-run';
 import type {CoordinatorMetrics} from '../telemetry/prom-metrics';
 import type {TelemetryIngest} from '../telemetry/ingest';
@@ -36,6 +37,8 @@ export interface CoordinatorContext {
   telemetry: TelemetryIngest;
   metrics: CoordinatorMetrics;
   events: EventBus;
+  /** Health across ranks (collapse, skew, stalled ranks) from the aggregated points. */
+  health: HealthMonitor;
   log: Logger;
   knobs: CoordinatorKnobs;
   /** host:port agents dial; tcp://host:port trainers push metrics to. */

@@ -44,6 +44,7 @@ export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Devi
   devices.forEach((d, rank) => ctx.agents.assign(d.agentId, d.deviceId, {jobId: job.id, generation, rank}));
   ctx.runs.set(job.id, run);
   ctx.telemetry.aggregator.setGeneration(job.id, generation, W);
+  ctx.health.watch(job.id, job.spec.spec, generation);
 
   // The previous generation's lost steps are known now: its end step minus where we resume.
   const gens = ctx.store.listGenerations(job.id);
@@ -138,7 +139,9 @@ export function finishJob(ctx: CoordinatorContext, jobId: string, state: JobStat
   ctx.launched.delete(jobId);
   // Frames travel apart from the trainers' exit reports: let the last ones land before forgetting.
   setTimeout(() => {
-    if (!ctx.runs.has(jobId)) ctx.telemetry.aggregator.forget(jobId);
+    if (ctx.runs.has(jobId)) return;
+    ctx.telemetry.aggregator.forget(jobId);
+    ctx.health.forget(jobId);
   }, 10_000).unref();
   setState(ctx, jobId, state, message);
   ctx.launcher.release(jobId).catch((err) => ctx.log.warn({err, jobId}, 'launcher could not release the job\'s agents'));

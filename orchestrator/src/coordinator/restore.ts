@@ -32,6 +32,7 @@ export function restoreFromStore(ctx: CoordinatorContext): void {
     run.firstProgressSeen = true;
     ctx.runs.set(job.id, run);
     ctx.telemetry.aggregator.setGeneration(job.id, gen.generation, gen.worldSize);
+    ctx.health.watch(job.id, job.spec.spec, gen.generation);
     ctx.events.emit(job.id, 'info', 'generation', `coordinator restarted; waiting up to ${ctx.knobs.reattachGraceMs} ms for generation ${gen.generation}'s agents to re-attach`);
     setTimeout(() => {
       if (ctx.runs.get(job.id) !== run || run.phase !== 'reattaching') return;

@@ -16,6 +16,8 @@ import {tokenProblem} from '../domain/token-rules';
 import {createLauncher, type LauncherName} from '../launchers/create-launcher';
 import {createLogger} from '../log/logger';
 import {openStore} from '../store';
+import {HealthMonitor} from '../health/health-monitor';
+import {registerHealthMetrics} from '../health/health-metrics';
 import {CoordinatorMetrics} from '../telemetry/prom-metrics';
 import {TelemetryIngest} from '../telemetry/ingest';
 import {startGrpcServer} from '../transport/grpc-server';
@@ -25,6 +27,7 @@ import {agentLost, agentStreamHandler} from './agent-sessions';
 import type {CoordinatorContext, CoordinatorKnobs} from './context';
 import {Coordinator} from './coordinator';
 import {EventBus} from './event-bus';
+import {onHealthAlarm} from './health-alarms';
 import {restoreFromStore} from './restore';
 import {scheduleRound} from './scheduling';
 
@@ -152,8 +155,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       if (!store.getJob(jobId)) return;
       store.appendMetrics(jobId, points, knobs.metricsMaxPoints);
       for (const p of points) metrics.observe(jobId, p);
+      health.observe(jobId, points);
     },
   });
+  const health = new HealthMonitor((jobId, alarm, raised) => onHealthAlarm(ctx, jobId, alarm, raised));
   const agents = new AgentRegistry();
   const metrics = new CoordinatorMetrics(
     () => ({...telemetry.aggregator.counters, malformed: telemetry.malformed}),
@@ -165,7 +170,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     },
   );
   const ctx: CoordinatorContext = {
-    store, launcher, log, knobs, agents, credentials, telemetry, metrics, requestSchedule,
+    store, launcher, log, knobs, agents, credentials, telemetry, metrics, requestSchedule, health,
     events: new EventBus(store, log.child({module: 'jobs'})),
     checkpoints: new CheckpointRegistry(store, log),
     runs: new Map(), faultAtMs: new Map(), draining: new Set(), launched: new Map(),
@@ -190,9 +195,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     if (loss.agentId && ctx.agents.get(loss.agentId)) agentLost(ctx, loss.agentId, `launcher: ${loss.reason}`);
     else ctx.requestSchedule();
   });
+  registerHealthMetrics(metrics.registry, health, () => health.jobIds());
   restoreFromStore(ctx);
   const watchdog = setInterval(() => {
     for (const id of ctx.agents.silent(knobs.heartbeatTimeoutMs)) agentLost(ctx, id, `no message for ${knobs.heartbeatTimeoutMs} ms`);
+    health.tick(Date.now(), (jobId) => {
+      const run = ctx.runs.get(jobId);
+      return run && run.firstProgressSeen && run.phase !== 'ended' ? run.ranks.length : null;
+    });
     ctx.requestSchedule();
   }, Math.max(50, Math.min(knobs.heartbeatIntervalMs, knobs.heartbeatTimeoutMs / 4)));
   watchdog.unref();

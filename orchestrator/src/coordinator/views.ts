@@ -21,6 +21,7 @@ export function jobView(ctx: CoordinatorContext, job: Job): JobView {
   const run = ctx.runs.get(job.id);
   const running = job.state === 'RUNNING';
   const imagesPerSec = p ? p.imagesPerSec : null;
+  const health = ctx.health.health(job.id);
   return {
     id: job.id,
     name: job.name,
@@ -49,5 +50,6 @@ export function jobView(ctx: CoordinatorContext, job: Job): JobView {
     result: job.result,
     spec: job.spec,
     schedule: job.schedule,
+    ...(health ? {health} : {}),
   };
 }

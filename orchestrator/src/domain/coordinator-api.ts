@@ -1,4 +1,4 @@
-import type {CheckpointRecord, Generation, Job, JobEvent, MetricPoint, WorkerInfo} from './types';
+import type {CheckpointRecord, Generation, Job, JobEvent, JobHealth, MetricPoint, WorkerInfo} from './types';
 
 /** A job as REST, `byolctl status --json` and the client library show it. */
 export interface JobView {
@@ -24,6 +24,8 @@ export interface JobView {
   result: Record<string, unknown> | null;
   spec: Job['spec'];
   schedule: Job['schedule'];
+  /** Health across ranks while the coordinator has telemetry for the job (absent otherwise). */
+  health?: JobHealth;
 }
 
 /**

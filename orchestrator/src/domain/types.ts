@@ -95,6 +95,37 @@ export interface MetricPoint {
   epoch: number;
   tMs: number;
   extra?: Record<string, number>;
+  /** Per rank (index = rank; null = no frame from it for this step), for the dashboard and health checks. */
+  perRank?: RankSeries;
+}
+
+/** Per-rank values of one step, rounded to 4 significant digits to keep stored points small. */
+export interface RankSeries {
+  stepTimeS: (number | null)[];
+  dataTimeS: (number | null)[];
+  zStd: (number | null)[];
+}
+
+/** A health alarm across a job's ranks (computed by the coordinator from per-step telemetry). */
+export interface HealthAlarm {
+  kind: 'collapse' | 'rank-skew' | 'stalled-ranks';
+  sinceStep: number;
+  message: string;
+}
+
+/** The health of a running job, as REST, the dashboard and `byolctl status` show it. */
+export interface JobHealth {
+  step: number;
+  /** Mean online/target cosine similarity: the loss is a sum of two (2 - 2cos) terms, so 1 - loss/4. */
+  cosineSimilarity: number | null;
+  /** Mean z_std over ranks at the latest step; and the collapse threshold it is compared with. */
+  zStd: number | null;
+  collapseZStd: number;
+  /** Slowest rank's step time over the median's (mean over the recent window); 1 = even. */
+  rankSkew: number | null;
+  slowestRank: number | null;
+  stalledRanks: number[];
+  alarms: HealthAlarm[];
 }
 
 export interface JobEvent {

@@ -3,13 +3,22 @@
  * step and data time. A step is emitted once every rank of the generation reported it, or after
  * `stepTimeoutMs` with the ranks that did. Frames of other generations are dropped and counted.
  */
-import type {MetricPoint} from '../domain/types';
+import type {MetricPoint, RankSeries} from '../domain/types';
 
 /** The fields of a decoded byol.v1.Metric the aggregator uses. */
 export interface RankMetric {
   jobId: string; generation: number; rank: number; worldSize: number; step: number;
   loss: number; tau: number; lr: number; stepTimeS: number; dataTimeS: number;
   imagesPerSec: number; epoch: number; dropped: number; extra?: Record<string, number>;
+}
+
+/** 4 significant digits: per-rank values are for plots and alarms, and 64 ranks x 100k steps must stay small. */
+export function round4(v: number): number {
+  return Number.isFinite(v) ? Number(v.toPrecision(4)) : v;
+}
+
+function emptySeries(n: number): RankSeries {
+  return {stepTimeS: new Array(n).fill(null), dataTimeS: new Array(n).fill(null), zStd: new Array(n).fill(null)};
 }
 
 interface Pending {
@@ -92,6 +101,7 @@ export class StepAggregator {
         },
         lossSum: 0, seen: new Set(), firstMs: nowMs,
       };
+      p.point.perRank = emptySeries(Math.max(t.worldSize, m.rank + 1));
       t.pending.set(m.step, p);
     }
     if (p.seen.has(m.rank)) return; // a duplicate frame adds nothing
@@ -106,6 +116,11 @@ export class StepAggregator {
       pt.slowestRank = m.rank;
     }
     pt.dataTimeS = Math.max(pt.dataTimeS, m.dataTimeS);
+    const pr = pt.perRank!;
+    pr.stepTimeS[m.rank] = round4(m.stepTimeS);
+    pr.dataTimeS[m.rank] = round4(m.dataTimeS);
+    const z = m.extra?.z_std;
+    pr.zStd[m.rank] = z === undefined ? null : Number.isFinite(z) ? round4(z) : null;
     pt.epoch = Math.max(pt.epoch, m.epoch);
     if (m.extra && Object.keys(m.extra).length > 0) pt.extra = {...pt.extra, ...m.extra};
     if (p.seen.size >= t.worldSize) this.emit(t, m.jobId, m.step, p);

@@ -1,0 +1,66 @@
+/**
+ * The dashboard's routes on the REST server (same listener, same auth): the page and its files at `/`
+ * and `/ui/`, and two read APIs only the page needs: downsampled plot series and the live feed.
+ * Everything else the page reads is the public REST API (/v1/jobs, /v1/workers, ...).
+ */
+import type {ServerResponse} from 'node:http';
+import type {CoordinatorApi} from '../domain/coordinator-api';
+import {NotFoundError} from '../domain/errors';
+import {HttpError} from '../api/http-errors';
+import {collapseZStd, policyOf} from '../health/health-rules';
+import type {Router} from '../api/router';
+import {streamLive} from './live-stream';
+import {buildSeries} from './series';
+import {loadAssets, type Asset} from './static-assets';
+
+export interface DashboardOptions {
+  api: CoordinatorApi;
+  /** True when state changes need the bearer token: the page asks for it. */
+  tokenRequired: boolean;
+  /** Live feed period. Default 1000 ms. */
+  liveEveryMs?: number;
+}
+
+function sendAsset(res: ServerResponse, a: Asset): undefined {
+  res.writeHead(200, {'content-type': a.type, 'content-length': String(a.body.length), 'cache-control': 'no-cache'});
+  res.end(a.body);
+  return undefined;
+}
+
+function intQuery(q: URLSearchParams, name: string, dflt: number, max: number): number {
+  const raw = q.get(name);
+  if (raw === null || raw === '') return dflt;
+  if (!/^\d+$/.test(raw) || Number(raw) > max) {
+    throw new HttpError(400, 'bad_query', `query parameter ${name} must be an integer from 0 to ${max}`, [{path: name, message: `must be an integer from 0 to ${max}`}]);
+  }
+  return Number(raw);
+}
+
+export function addDashboardRoutes(router: Router, o: DashboardOptions): Router {
+  const assets = loadAssets();
+  const page = assets.get('index.html')!;
+  const {api} = o;
+  return router
+    .add('GET', '/', ({res}) => sendAsset(res, page))
+    .add('GET', '/ui', ({res}) => sendAsset(res, page))
+    .add('GET', '/ui/:file', ({res, params}) => {
+      const a = assets.get(params.file);
+      if (!a) throw new HttpError(404, 'not_found', `no dashboard file ${params.file}`);
+      return sendAsset(res, a);
+    })
+    .add('GET', '/ui/api/session', () => ({body: {tokenRequired: o.tokenRequired}}))
+    // Answers 200 only with the right token where one is required: the page checks a token with it.
+    .add('GET', '/ui/api/auth', () => ({body: {ok: true}}), {write: true})
+    .add('GET', '/ui/api/jobs/:id/series', ({params, query}) => {
+      const job = api.getJob(params.id);
+      if (!job) throw new NotFoundError('job', params.id);
+      const width = Math.max(16, intQuery(query, 'width', 800, 4000));
+      const spec = job.spec.spec;
+      return {body: {...buildSeries(api.metrics(params.id), width), collapseZStd: collapseZStd(spec, policyOf(spec))}};
+    })
+    .add('GET', '/ui/api/jobs/:id/live', ({res, params, query}) => {
+      streamLive(api, params.id, intQuery(query, 'fromStep', 0, Number.MAX_SAFE_INTEGER) - 1,
+        intQuery(query, 'afterSeq', 0, Number.MAX_SAFE_INTEGER), res, o.liveEveryMs ?? 1000);
+      return undefined;
+    });
+}
