@@ -70,6 +70,7 @@ test('submit trains here to the end; list, checkpoints and export work on the sa
   expect(sub.err).toBe('');
   expect(sub.code).toBe(0);
   expect(sub.out).toMatch(/^submitted job (embedded-[0-9a-f]{6}): 2 steps \(embedded coordinator; Ctrl-C stops it\)/);
+  expect(sub.out).toMatch(/\ndashboard: http:\/\/127\.0\.0\.1:\d+\/#\/job\/embedded-[0-9a-f]{6} \(live while the job runs\)\n/);
   expect(sub.out).toMatch(/state +RUNNING -> SUCCEEDED/);
   const id = /submitted job (\S+):/.exec(sub.out)![1];
   expect(sub.out).toMatch(new RegExp(`job ${id} SUCCEEDED`));

@@ -46,7 +46,9 @@ afterAll(async () => {
 const points = async (sel: string) => Number(await page.getAttribute(`${sel}`, 'data-points'));
 
 test('the page asks for the token, then shows a job live; a SIGTERM preemption lands in the timeline', async () => {
-  const job = coord.api.submit(tinySpec({name: 'dash-live', workers: 2, minWorkers: 1, numSamples: 160, epochs: 2, everySteps: 5}));
+  const spec = tinySpec({name: 'dash-live', workers: 2, minWorkers: 1, numSamples: 160, epochs: 2, everySteps: 5}) as any;
+  spec.spec.eval = {knn: {enabled: true, everyEpochs: 1, k: 5, temperature: 0.1}}; // a kNN point per epoch
+  const job = coord.api.submit(spec);
   expect(job.totalSteps).toBe(40);
   await waitForStep(coord, job.id, 2, agents);
 
@@ -74,6 +76,7 @@ test('the page asks for the token, then shows a job live; a SIGTERM preemption l
   await page.waitForSelector('#stats :text("SUCCEEDED")', {timeout: 30_000});
   await page.waitForFunction(() => Number(document.querySelector('#p-loss')!.getAttribute('data-points')) >= 40, undefined, {timeout: 30_000});
   expect(await page.locator('#ckpts tr[data-step]').count()).toBeGreaterThan(0);
+  await page.waitForFunction(() => Number(document.querySelector('#p-knn')!.getAttribute('data-points')) >= 2, undefined, {timeout: 30_000});
   expect(await page.locator('#events [data-type="generation"]').count()).toBeGreaterThanOrEqual(2);
   await page.screenshot({path: join(shots.path, 'job-preempted.png'), fullPage: true});
 

@@ -29,6 +29,8 @@ export interface Target {
   embedded: boolean;
   /** The coordinator runs from this folder (here or in another byolctl), so local paths mean the same to it. */
   local: boolean;
+  /** The dashboard of a coordinator run from this folder (its REST URL), printed by `submit`. */
+  dashboardUrl?: string;
   close(): Promise<void>;
 }
 
@@ -75,7 +77,7 @@ export async function openTarget(g: GlobalArgs, launcher: 'local' | 'external'):
   if (server) return {client: new ByolClient({server, token}), embedded: false, local: false, close: async () => undefined};
   const home = resolve(g.home);
   const running = await runningEmbedded(home);
-  if (running) return {client: new ByolClient({server: running, token}), embedded: false, local: true, close: async () => undefined};
+  if (running) return {client: new ByolClient({server: running, token}), embedded: false, local: true, dashboardUrl: running, close: async () => undefined};
 
   mkdirSync(home, {recursive: true, mode: 0o700});
   // Logs go to stderr so stdout stays the command's output; --debug shows everything.
@@ -100,6 +102,7 @@ export async function openTarget(g: GlobalArgs, launcher: 'local' | 'external'):
     client: new ByolClient({server: api.url}),
     embedded: true,
     local: true,
+    dashboardUrl: api.url,
     async close() {
       if (mine) rmSync(serverFile(home), {force: true});
       await api.close();

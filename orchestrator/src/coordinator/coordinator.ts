@@ -1,7 +1,7 @@
 /** CoordinatorApi over the coordinator's modules: REST and the embedded CLI call only this. */
 import {ConflictError, NotFoundError} from '../domain/errors';
 import type {CoordinatorApi, JobView} from '../domain/coordinator-api';
-import type {CheckpointRecord, Job, JobEvent, MetricPoint, WorkerInfo} from '../domain/types';
+import type {CheckpointRecord, Job, JobEvent, MetricPoint, RankSeries, WorkerInfo} from '../domain/types';
 import {TERMINAL_STATES} from '../domain/types';
 import {resolveSpec} from '../spec/resolve';
 import type {CoordinatorContext} from './context';
@@ -53,6 +53,11 @@ export class Coordinator implements CoordinatorApi {
   metrics(id: string, opts?: {sinceStep?: number; limit?: number}): MetricPoint[] {
     this.mustGet(id);
     return this.ctx.store.listMetrics(id, opts);
+  }
+
+  rankMetrics(id: string, steps: number[]): Map<number, RankSeries> {
+    this.mustGet(id);
+    return this.ctx.store.listRankMetrics(id, steps);
   }
 
   checkpoints(id: string): CheckpointRecord[] {

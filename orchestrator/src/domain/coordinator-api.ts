@@ -1,4 +1,4 @@
-import type {CheckpointRecord, Generation, Job, JobEvent, JobHealth, MetricPoint, WorkerInfo} from './types';
+import type {CheckpointRecord, Generation, Job, JobEvent, JobHealth, MetricPoint, RankSeries, WorkerInfo} from './types';
 
 /** A job as REST, `byolctl status --json` and the client library show it. */
 export interface JobView {
@@ -41,6 +41,8 @@ export interface CoordinatorApi {
   getJob(id: string): JobView | undefined;
   listJobs(): JobView[];
   metrics(id: string, opts?: {sinceStep?: number; limit?: number}): MetricPoint[];
+  /** Per-rank step time, data time and z_std of the given steps (the dashboard's per-rank plots). */
+  rankMetrics(id: string, steps: number[]): Map<number, RankSeries>;
   checkpoints(id: string): CheckpointRecord[];
   events(id: string, opts?: {afterSeq?: number; limit?: number}): JobEvent[];
   /** Live events of one job (server-sent events); returns the unsubscribe function. */

@@ -1,4 +1,4 @@
-import type {CheckpointRecord, CheckpointState, Generation, Job, JobEvent, JobState, MetricPoint} from './types';
+import type {CheckpointRecord, CheckpointState, Generation, Job, JobEvent, JobState, MetricPoint, RankSeries} from './types';
 
 /**
  * The coordinator's durable state (design.md §2: it can restart at any time).
@@ -21,9 +21,12 @@ export interface JobStore {
   /** Ascending by step. */
   listCheckpoints(jobId: string, opts?: {states?: CheckpointState[]}): CheckpointRecord[];
 
-  /** Keeps at most `maxPoints` per job (oldest dropped). */
+  /** Keeps at most `maxPoints` per job (oldest dropped); a point's perRank goes to its own table. */
   appendMetrics(jobId: string, points: MetricPoint[], maxPoints: number): void;
+  /** Points without their per-rank values (those are kept apart: listRankMetrics). */
   listMetrics(jobId: string, opts?: {sinceStep?: number; limit?: number}): MetricPoint[];
+  /** Per-rank values of the given steps (steps without them are left out). */
+  listRankMetrics(jobId: string, steps: number[]): Map<number, RankSeries>;
 
   /** Assigns seq; returns the stored event. */
   appendEvent(ev: Omit<JobEvent, 'seq'>): JobEvent;

@@ -62,4 +62,14 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_job ON events (job_id, seq);
   `,
+  // 2: per-rank values of each step (dashboard, health), apart from the per-step row so that reading a
+  // job's scalars stays cheap with 64 ranks; read by step, a few thousand at a time
+  `
+  CREATE TABLE rank_metrics (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    step INTEGER NOT NULL,
+    data TEXT NOT NULL,            -- JSON RankSeries
+    PRIMARY KEY (job_id, step)
+  ) WITHOUT ROWID;
+  `,
 ];

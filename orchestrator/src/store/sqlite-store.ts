@@ -4,7 +4,7 @@ import {chmodSync, closeSync, mkdirSync, openSync} from 'node:fs';
 import {dirname} from 'node:path';
 import {NotFoundError} from '../domain/errors';
 import type {JobStore} from '../domain/store';
-import type {CheckpointRecord, CheckpointState, Generation, Job, JobEvent, JobState, MetricPoint} from '../domain/types';
+import type {CheckpointRecord, CheckpointState, Generation, Job, JobEvent, JobState, MetricPoint, RankSeries} from '../domain/types';
 import {MIGRATIONS} from './migrations';
 
 type Row = Record<string, any>;
@@ -156,13 +156,20 @@ export class SqliteStore implements JobStore {
 
   appendMetrics(jobId: string, points: MetricPoint[], maxPoints: number): void {
     const put = this.db.prepare('INSERT OR REPLACE INTO metrics (job_id, step, data) VALUES (?, ?, ?)');
-    const trim = this.db.prepare(
-      `DELETE FROM metrics WHERE job_id = ? AND step < (
+    const putRanks = this.db.prepare('INSERT OR REPLACE INTO rank_metrics (job_id, step, data) VALUES (?, ?, ?)');
+    const trim = (table: string) => this.db.prepare(
+      `DELETE FROM ${table} WHERE job_id = ? AND step < (
          SELECT step FROM metrics WHERE job_id = ? ORDER BY step DESC LIMIT 1 OFFSET ?)`,
     );
     this.db.transaction(() => {
-      for (const p of points) put.run(jobId, p.step, JSON.stringify(p));
-      if (maxPoints > 0) trim.run(jobId, jobId, maxPoints - 1);
+      for (const {perRank, ...p} of points) {
+        put.run(jobId, p.step, JSON.stringify(p));
+        if (perRank) putRanks.run(jobId, p.step, JSON.stringify(perRank));
+      }
+      if (maxPoints > 0) {
+        trim('rank_metrics').run(jobId, jobId, maxPoints - 1);
+        trim('metrics').run(jobId, jobId, maxPoints - 1);
+      }
     })();
   }
 
@@ -170,6 +177,16 @@ export class SqliteStore implements JobStore {
     const rows = this.db.prepare('SELECT data FROM metrics WHERE job_id = ? AND step >= ? ORDER BY step LIMIT ?')
       .all(jobId, opts.sinceStep ?? 0, opts.limit ?? -1) as Row[];
     return rows.map((r) => JSON.parse(r.data));
+  }
+
+  listRankMetrics(jobId: string, steps: number[]): Map<number, RankSeries> {
+    const get = this.db.prepare('SELECT data FROM rank_metrics WHERE job_id = ? AND step = ?');
+    const out = new Map<number, RankSeries>();
+    for (const step of steps) {
+      const r = get.get(jobId, step) as Row | undefined;
+      if (r) out.set(step, JSON.parse(r.data));
+    }
+    return out;
   }
 
   appendEvent(ev: Omit<JobEvent, 'seq'>): JobEvent {

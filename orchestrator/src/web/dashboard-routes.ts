@@ -3,7 +3,8 @@
  * and `/ui/`, and two read APIs only the page needs: downsampled plot series and the live feed.
  * Everything else the page reads is the public REST API (/v1/jobs, /v1/workers, ...).
  */
-import type {ServerResponse} from 'node:http';
+import type {IncomingMessage, ServerResponse} from 'node:http';
+import {gzipSync} from 'node:zlib';
 import type {CoordinatorApi} from '../domain/coordinator-api';
 import {NotFoundError} from '../domain/errors';
 import {HttpError} from '../api/http-errors';
@@ -24,6 +25,17 @@ export interface DashboardOptions {
 function sendAsset(res: ServerResponse, a: Asset): undefined {
   res.writeHead(200, {'content-type': a.type, 'content-length': String(a.body.length), 'cache-control': 'no-cache'});
   res.end(a.body);
+  return undefined;
+}
+
+/** JSON, gzipped when the client takes it (the series of a 64-rank job are a few hundred kB of digits). */
+function sendJson(req: IncomingMessage, res: ServerResponse, body: unknown): undefined {
+  const text = Buffer.from(JSON.stringify(body));
+  const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+  const out = gzip ? gzipSync(text, {level: 6}) : text;
+  res.writeHead(200, {'content-type': 'application/json; charset=utf-8', 'content-length': String(out.length),
+    ...(gzip ? {'content-encoding': 'gzip'} : {}), vary: 'accept-encoding'});
+  res.end(out);
   return undefined;
 }
 
@@ -51,12 +63,13 @@ export function addDashboardRoutes(router: Router, o: DashboardOptions): Router 
     .add('GET', '/ui/api/session', () => ({body: {tokenRequired: o.tokenRequired}}))
     // Answers 200 only with the right token where one is required: the page checks a token with it.
     .add('GET', '/ui/api/auth', () => ({body: {ok: true}}), {write: true})
-    .add('GET', '/ui/api/jobs/:id/series', ({params, query}) => {
+    .add('GET', '/ui/api/jobs/:id/series', ({req, res, params, query}) => {
       const job = api.getJob(params.id);
       if (!job) throw new NotFoundError('job', params.id);
       const width = Math.max(16, intQuery(query, 'width', 800, 4000));
       const spec = job.spec.spec;
-      return {body: {...buildSeries(api.metrics(params.id), width), collapseZStd: collapseZStd(spec, policyOf(spec))}};
+      const body = {...buildSeries(api.metrics(params.id), width, (steps) => api.rankMetrics(params.id, steps)), collapseZStd: collapseZStd(spec, policyOf(spec))};
+      return sendJson(req, res, body);
     })
     .add('GET', '/ui/api/jobs/:id/live', ({res, params, query}) => {
       streamLive(api, params.id, intQuery(query, 'fromStep', 0, Number.MAX_SAFE_INTEGER) - 1,

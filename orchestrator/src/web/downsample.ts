@@ -45,24 +45,28 @@ export function minMax(x: number[], ys: (number | null)[][], buckets: number): {
   return {x: outX, ys: outYs};
 }
 
-/** Bucket means of rows (one row per step, one column per rank): returns [column][bucket]. */
-export function columnMeans(rows: (number | null)[][], columns: number, ranges: [number, number][]): (number | null)[][] {
-  const out: (number | null)[][] = [];
-  for (let c = 0; c < columns; c++) {
-    const col: (number | null)[] = [];
-    for (const [s, e] of ranges) {
-      let sum = 0;
-      let n = 0;
-      for (let i = s; i < e; i++) {
-        const v = rows[i][c];
+/** Rows read per bucket for the per-rank means: enough for a mean, and 64 ranks x 100k steps stay cheap. */
+export const ROWS_PER_BUCKET = 16;
+
+/** Bucket means of rows (one row per step, one column per rank; `at` reads a cell): returns [column][bucket]. */
+export function columnMeans(at: (row: number, column: number) => number | null | undefined, columns: number,
+  ranges: [number, number][]): (number | null)[][] {
+  const out: (number | null)[][] = Array.from({length: columns}, () => []);
+  const sums = new Float64Array(columns);
+  const counts = new Uint32Array(columns);
+  for (const [s, e] of ranges) {
+    sums.fill(0);
+    counts.fill(0);
+    for (let i = s; i < e; i++) {
+      for (let c = 0; c < columns; c++) {
+        const v = at(i, c);
         if (v !== null && v !== undefined && Number.isFinite(v)) {
-          sum += v;
-          n++;
+          sums[c] += v;
+          counts[c]++;
         }
       }
-      col.push(n > 0 ? round4(sum / n) : null);
     }
-    out.push(col);
+    for (let c = 0; c < columns; c++) out[c].push(counts[c] > 0 ? round4(sums[c] / counts[c]) : null);
   }
   return out;
 }

@@ -28,7 +28,8 @@ export function streamLive(api: CoordinatorApi, id: string, afterStep: number, a
     const points = api.metrics(id, {sinceStep: lastStep + 1, limit: 2000});
     if (points.length > 0) {
       lastStep = points[points.length - 1].step;
-      send('points', points.map(livePoint));
+      const ranks = api.rankMetrics(id, points.map((p) => p.step));
+      send('points', points.map((p) => livePoint({...p, perRank: ranks.get(p.step)})));
     }
     const events = api.events(id, {afterSeq: lastSeq, limit: 500});
     if (events.length > 0) {

@@ -49,6 +49,7 @@ export function submitCommand(ctx: CliContext): CommandModule<GlobalArgs, Args> 
         return 0;
       }
       if (!argv.json) ctx.io.out(`submitted job ${job.id}: ${job.totalSteps} steps${target.embedded ? ' (embedded coordinator; Ctrl-C stops it)' : ''}\n`);
+      if (!argv.json && target.dashboardUrl) ctx.io.out(`dashboard: ${target.dashboardUrl}/#/job/${encodeURIComponent(job.id)} (live while the job runs)\n`);
       const final = await followJob(target.client, job.id, argv.json ? {...ctx.io, out: () => undefined} : ctx.io,
         {events: follow && !argv.json, signal: ctx.signal}).catch((err) => {
         if (err instanceof InterruptedError) {

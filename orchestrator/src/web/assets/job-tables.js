@@ -55,7 +55,7 @@ export function appendEvents(el, events) {
 }
 
 export function renderSpec(el, j) {
-  el.innerHTML = `<div class="grid"><div><h3>Resolved spec (hash in the job's events)</h3><pre>${esc(JSON.stringify(j.spec, null, 2))}</pre></div>` +
-    `<div><h3>Plan (for ${j.generations.length ? j.generations[j.generations.length - 1].worldSize : '-'} rank(s))</h3>` +
+  el.innerHTML = `<div class="grid"><div><h3>Resolved spec</h3><pre>${esc(JSON.stringify(j.spec, null, 2))}</pre></div>` +
+    `<div><h3>Plan (for the spec's ${j.spec.spec.resources?.workers ?? '-'} rank(s); a smaller generation re-plans a and b)</h3>` +
     `<pre>${esc(JSON.stringify(j.schedule, null, 2))}</pre></div></div>`;
 }
