@@ -27,5 +27,15 @@ if ! stamp_ok .venv/.byol-stamp "$py_hash"; then
   echo "$py_hash" > .venv/.byol-stamp
 fi
 
+# The dashboard's browser test drives Debian's chromium (test/dashboard-browser.test.ts); install it once.
+if [ ! -x /usr/bin/chromium ] && [ -z "${BYOL_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's chromium for the dashboard's browser test (apt-get, about a minute)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: /usr/bin/chromium is missing; the dashboard's browser test needs it (apt-get install chromium, or set BYOL_CHROMIUM)" >&2
+  fi
+fi
+
 bash scripts/gen-proto.sh
 npx tsc -p . --incremental --tsBuildInfoFile dist/.tsbuildinfo

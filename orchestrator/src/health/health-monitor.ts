@@ -81,8 +81,10 @@ export class HealthMonitor {
     for (const [jobId, w] of this.jobs) {
       const worldSize = live(jobId);
       if (worldSize === null || w.window.length === 0) continue;
+      const seen = w.lastSeenMs.filter((x) => x !== undefined);
+      if (seen.length === 0) continue; // points without per-rank values say nothing about single ranks
       const limit = w.policy.stallSeconds * 1000;
-      const newest = Math.max(...w.lastSeenMs.filter((x) => x !== undefined));
+      const newest = Math.max(...seen);
       const stalled = [...Array(worldSize).keys()].filter((r) => nowMs - (w.lastSeenMs[r] ?? newest) > limit);
       w.stalled = stalled;
       this.set(jobId, 'stalled-ranks', stalled.length > 0 ? {

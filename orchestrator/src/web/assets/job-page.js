@@ -29,7 +29,7 @@ export async function jobPage(root, id) {
   const charts = {
     loss: chart($('#p-loss'), 'Loss and online/target cosine', [{label: 'loss', color: '#0b57d0'},
       {label: 'cos', color: '#1a7f37', scale: 'cos', axisLabel: 'cos'}], width),
-    knn: chart($('#p-knn'), 'kNN top-1 at monitor points', [{label: 'kNN top-1', color: '#6f42c1', points: true}], width),
+    knn: chart($('#p-knn'), 'kNN top-1 at monitor points', [{label: 'kNN top-1', color: '#6f42c1', points: true}], width, {range: [0, 1]}),
     sched: chart($('#p-sched'), 'LR and tau', [{label: 'LR', color: '#b26a00'}, {label: 'tau', color: '#00838f', scale: 'tau', axisLabel: 'tau'}], width),
     imgs: chart($('#p-imgs'), 'Images per second (all ranks)', [{label: 'img/s', color: '#c2185b'}], width),
     step: rankChart($('#p-step'), 'Step time per rank (s)', ranks, width),

@@ -10,7 +10,7 @@ export function chart(box, title, lines, width, opts = {}) {
   for (const l of lines) {
     const s = l.scale ?? 'y';
     if (!scales[s]) {
-      scales[s] = opts.log && s === 'y' ? {distr: 3} : {};
+      scales[s] = opts.range && s === 'y' ? {range: opts.range} : {};
       axes.push({scale: s, side: axes.length === 1 ? 3 : 1, label: l.axisLabel ?? '', grid: {show: axes.length === 1}});
     }
   }
