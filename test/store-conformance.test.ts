@@ -98,6 +98,16 @@ describe('SqliteStore', () => {
     expect(store.listMetrics('a', {limit: 1}).map((p) => p.step)).toEqual([3]);
   });
 
+  test('per-rank values go to their own table: read by step, trimmed with their points', () => {
+    store.insertJob(job('a'));
+    const perRank = (k: number) => ({stepTimeS: [k, null], dataTimeS: [0.1, null], zStd: [0.2, null]});
+    store.appendMetrics('a', [1, 2, 3, 4].map((k) => ({...point(k), perRank: perRank(k)})), 3);
+    expect(store.listMetrics('a')).toEqual([2, 3, 4].map(point)); // scalars only
+    const got = store.listRankMetrics('a', [1, 3, 4, 9]);
+    expect([...got.keys()]).toEqual([3, 4]); // step 1 trimmed, 9 never stored
+    expect(got.get(3)).toEqual(perRank(3));
+  });
+
   test('events get increasing seq; listing after a seq replays the rest', () => {
     store.insertJob(job('a'));
     const e1 = store.appendEvent({jobId: 'a', tMs: 1, level: 'info', type: 'submitted', message: 'queued'});

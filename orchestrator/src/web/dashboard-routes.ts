@@ -16,7 +16,7 @@ import {loadAssets, type Asset} from './static-assets';
 
 export interface DashboardOptions {
   api: CoordinatorApi;
-  /** True when state changes need the bearer token: the page asks for it. */
+  /** True when the server has an API token: the page asks for it and sends it on every call. */
   tokenRequired: boolean;
   /** Live feed period. Default 1000 ms. */
   liveEveryMs?: number;
