@@ -24,7 +24,7 @@ export async function jobPage(root, id) {
   const width = Math.max(320, $('#p-loss').clientWidth - 16);
   const ctrl = new AbortController();
   let series = await getJson(`/ui/api/jobs/${encodeURIComponent(id)}/series?width=${width}`);
-  const ranks = Math.max(1, series.ranks.stepTimeS.length, ...job.generations.map((g) => g.worldSize));
+  const ranks = Math.max(1, series.ranks.stepTimeS.length, job.spec.spec.resources?.workers ?? 1, ...job.generations.map((g) => g.worldSize));
   let threshold = series.collapseZStd;
   const charts = {
     loss: chart($('#p-loss'), 'Loss and online/target cosine', [{label: 'loss', color: '#0b57d0'},
