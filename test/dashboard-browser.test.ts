@@ -43,6 +43,8 @@ afterAll(async () => {
   shots.cleanup();
 });
 
+/** A REST call with the token, as any client of a server with --api-token. */
+const authed = (path: string) => fetch(`${rest.url}${path}`, {headers: {authorization: `Bearer ${API_TOKEN}`}});
 const points = async (sel: string) => Number(await page.getAttribute(`${sel}`, 'data-points'));
 
 test('the page asks for the token, then shows a job live; a SIGTERM preemption lands in the timeline', async () => {
@@ -103,7 +105,7 @@ test('a collapsing job raises the alarm on the page and, with onCollapse: stop, 
   expect(view.generations[view.generations.length - 1].endReason).toBe('collapse');
   expect(coord.api.events(job.id).some((e) => e.type === 'health' && e.level === 'warn' && e.data?.alarm === 'collapse')).toBe(true);
   expect(healthWarnings(view)).toMatch(/warning: .* collapse since step \d+/);
-  expect(await (await fetch(`${rest.url}/metrics`)).text()).toMatch(new RegExp(`byol_job_health_alarm\\{job="${job.id}",alarm="collapse"\\} 1`));
+  expect(await (await authed('/metrics')).text()).toMatch(new RegExp(`byol_job_health_alarm\\{job="${job.id}",alarm="collapse"\\} 1`));
 
   await page.waitForSelector('#health .alarm[data-alarm="collapse"]', {timeout: 30_000});
   await page.waitForSelector('#stats :text("FAILED")', {timeout: 30_000});
@@ -111,9 +113,11 @@ test('a collapsing job raises the alarm on the page and, with onCollapse: stop, 
   await page.screenshot({path: join(shots.path, 'job-collapsed.png'), fullPage: true});
 }, 400_000);
 
-test('the series endpoint refuses a bad width, naming the parameter', async () => {
+test('data routes need the token, the page files do not; a bad width is refused, naming the parameter', async () => {
   const [job] = coord.api.listJobs();
-  const r = await fetch(`${rest.url}/ui/api/jobs/${job.id}/series?width=abc`);
+  expect((await fetch(`${rest.url}/ui/api/jobs/${job.id}/series`)).status).toBe(401); // data needs the token
+  expect((await fetch(`${rest.url}/ui/app.js`)).status).toBe(200); // the page's own files do not
+  const r = await authed(`/ui/api/jobs/${job.id}/series?width=abc`);
   expect(r.status).toBe(400);
   expect((await r.json()).error).toMatch(/width/);
   void explain;

@@ -22,8 +22,12 @@ export interface DashboardOptions {
   liveEveryMs?: number;
 }
 
+/** The page loads only its own files and talks only to this server. */
+const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
 function sendAsset(res: ServerResponse, a: Asset): undefined {
-  res.writeHead(200, {'content-type': a.type, 'content-length': String(a.body.length), 'cache-control': 'no-cache'});
+  res.writeHead(200, {'content-type': a.type, 'content-length': String(a.body.length), 'cache-control': 'no-cache',
+    'x-content-type-options': 'nosniff', 'content-security-policy': CSP});
   res.end(a.body);
   return undefined;
 }
@@ -52,17 +56,20 @@ export function addDashboardRoutes(router: Router, o: DashboardOptions): Router 
   const assets = loadAssets();
   const page = assets.get('index.html')!;
   const {api} = o;
+  // The page and its files hold no data: open, so a browser can load them and then ask for the token.
+  // Everything with data (the REST API, series, live feed) needs the token where the server has one.
+  const open = {open: true};
   return router
-    .add('GET', '/', ({res}) => sendAsset(res, page))
-    .add('GET', '/ui', ({res}) => sendAsset(res, page))
+    .add('GET', '/', ({res}) => sendAsset(res, page), open)
+    .add('GET', '/ui', ({res}) => sendAsset(res, page), open)
     .add('GET', '/ui/:file', ({res, params}) => {
       const a = assets.get(params.file);
       if (!a) throw new HttpError(404, 'not_found', `no dashboard file ${params.file}`);
       return sendAsset(res, a);
-    })
-    .add('GET', '/ui/api/session', () => ({body: {tokenRequired: o.tokenRequired}}))
-    // Answers 200 only with the right token where one is required: the page checks a token with it.
-    .add('GET', '/ui/api/auth', () => ({body: {ok: true}}), {write: true})
+    }, open)
+    .add('GET', '/ui/api/session', () => ({body: {tokenRequired: o.tokenRequired}}), open)
+    // Answers 200 only with the right token where one is set: the page checks a token with it.
+    .add('GET', '/ui/api/auth', () => ({body: {ok: true}}))
     .add('GET', '/ui/api/jobs/:id/series', ({req, res, params, query}) => {
       const job = api.getJob(params.id);
       if (!job) throw new NotFoundError('job', params.id);
