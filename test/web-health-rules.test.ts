@@ -101,7 +101,7 @@ describe('downsampling', () => {
       reads.push(...steps);
       return new Map(steps.map((k) => [k, pts[k].perRank!]));
     });
-    expect(reads.length).toBeLessThanOrEqual(200 * 16); // per-rank values are read for sampled steps only
+    expect(reads.length).toBeLessThanOrEqual(200 * 8); // per-rank values are read for sampled steps only
     expect(s.points).toBe(100_000);
     expect(s.scalars.x.length).toBe(1600);
     expect(s.ranks.x.length).toBe(200);

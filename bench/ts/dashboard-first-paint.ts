@@ -11,6 +11,7 @@
  * series reply's body alone).
  * Also the series endpoint alone, timed from Node. Prints one JSON document.
  */
+import {randomBytes} from 'node:crypto';
 import {mkdtempSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -45,13 +46,14 @@ function fill(storePath: string, jobId: string, steps: number, ranks: number): v
   store.upsertGeneration(jobId, {generation: 1, worldSize: ranks, startStep: 0, endStep: steps, endReason: 'completed', stepsLost: 0,
     recoverySeconds: null, startedAtMs: Date.now(), endedAtMs: Date.now(), agents: [...Array(ranks).keys()].map((r) => `agent-${r}`)});
   const batch: MetricPoint[] = [];
+  const knnEvery = Math.max(1, Math.floor(steps / 32));
   for (let k = 0; k < steps; k++) {
     const st = [...Array(ranks).keys()].map((r) => r4(0.3 + 0.02 * Math.sin(k / 50 + r) + (r === 7 ? 0.1 : 0)));
     batch.push({
       step: k, generation: 1, loss: 4 * Math.exp(-k / 20000) + 0.05 * Math.sin(k), tau: 1 - 0.004 * (Math.cos((Math.PI * k) / steps) + 1) / 2,
       lr: 4.8 * Math.min(1, k / 1000), imagesPerSec: 9000 + 500 * Math.sin(k / 300), stepTimeS: Math.max(...st), dataTimeS: 0.02,
       slowestRank: 7, ranks, epoch: k / 312, tMs: Date.now(),
-      ...(k % 3120 === 3119 ? {extra: {knn_top1: 0.3 + 0.4 * (k / steps)}} : {}),
+      ...(k % knnEvery === knnEvery - 1 ? {extra: {knn_top1: 0.3 + 0.4 * (k / steps)}} : {}), // 32 monitor points
       perRank: {stepTimeS: st, dataTimeS: st.map((t, r) => r4(0.01 + 0.001 * r)), zStd: st.map((_t, r) => r4(0.06 + 0.001 * Math.cos(k + r)))},
     });
     if (batch.length === 5000) store.appendMetrics(jobId, batch.splice(0), 0);
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
   fill(storePath, jobId, steps, ranks);
   const fillS = (performance.now() - t0) / 1000;
   const logger = pino({level: 'warn'});
-  const coord = await startCoordinator({storePath, checkpointRoot: join(dir, 'ck'), agentToken: 'bench', launcher: 'external',
+  const coord = await startCoordinator({storePath, checkpointRoot: join(dir, 'ck'), agentToken: randomBytes(16).toString('hex'), launcher: 'external',
     grpcHost: '127.0.0.1', grpcPort: 0, telemetryPort: 0, logger, metricsMaxPoints: steps});
   const rest = await startApiServer({api: coord.api, logger, host: '127.0.0.1', port: 0, registry: coord.registry});
   const profile = mkdtempSync(join(tmpdir(), 'byol-bench-chromium-'));

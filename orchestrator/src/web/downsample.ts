@@ -46,7 +46,7 @@ export function minMax(x: number[], ys: (number | null)[][], buckets: number): {
 }
 
 /** Rows read per bucket for the per-rank means: enough for a mean, and 64 ranks x 100k steps stay cheap. */
-export const ROWS_PER_BUCKET = 16;
+export const ROWS_PER_BUCKET = 8;
 
 /** Bucket means of rows (one row per step, one column per rank; `at` reads a cell): returns [column][bucket]. */
 export function columnMeans(at: (row: number, column: number) => number | null | undefined, columns: number,
