@@ -81,7 +81,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     maxBodyBytes: o.maxBodyBytes ?? MAX_BODY_BYTES, sseKeepAliveMs: o.sseKeepAliveMs ?? 15000,
     exportTimeoutMs: o.exportTimeoutMs ?? 600000, version: '0.1.0', limits, metricsPublic: o.metricsPublic ?? false,
   });
-  addDashboardRoutes(router, {api: o.api, tokenRequired: o.token !== undefined}); // the web page, same auth (web/)
+  addDashboardRoutes(router, {api: o.api, tokenRequired: o.token !== undefined, limits}); // the web page, same auth (web/)
   let port = 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {

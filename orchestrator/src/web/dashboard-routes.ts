@@ -9,6 +9,7 @@ import type {CoordinatorApi} from '../domain/coordinator-api';
 import {NotFoundError} from '../domain/errors';
 import {HttpError} from '../api/http-errors';
 import {collapseZStd, policyOf} from '../health/health-rules';
+import {Gate, type RestLimits} from '../api/limits';
 import type {Router} from '../api/router';
 import {streamLive} from './live-stream';
 import {buildSeries} from './series';
@@ -20,6 +21,8 @@ export interface DashboardOptions {
   tokenRequired: boolean;
   /** Live feed period. Default 1000 ms. */
   liveEveryMs?: number;
+  /** The REST server's caps: live feeds count like event streams (their own gate), slow readers are cut. */
+  limits: RestLimits;
 }
 
 /** The page loads only its own files and talks only to this server. */
@@ -56,6 +59,7 @@ export function addDashboardRoutes(router: Router, o: DashboardOptions): Router 
   const assets = loadAssets();
   const page = assets.get('index.html')!;
   const {api} = o;
+  const feeds = new Gate(o.limits.maxStreams, o.limits.maxStreamsPerClient);
   // The page and its files hold no data: open, so a browser can load them and then ask for the token.
   // Everything with data (the REST API, series, live feed) needs the token where the server has one.
   const open = {open: true};
@@ -78,9 +82,16 @@ export function addDashboardRoutes(router: Router, o: DashboardOptions): Router 
       const body = {...buildSeries(api.metrics(params.id), width, (steps) => api.rankMetrics(params.id, steps)), collapseZStd: collapseZStd(spec, policyOf(spec))};
       return sendJson(req, res, body);
     })
-    .add('GET', '/ui/api/jobs/:id/live', ({res, params, query}) => {
-      streamLive(api, params.id, intQuery(query, 'fromStep', 0, Number.MAX_SAFE_INTEGER) - 1,
-        intQuery(query, 'afterSeq', 0, Number.MAX_SAFE_INTEGER), res, o.liveEveryMs ?? 1000);
+    .add('GET', '/ui/api/jobs/:id/live', ({req, res, params, query}) => {
+      const release = feeds.acquire(req.socket.remoteAddress ?? '?', 'live feeds');
+      res.once('close', release);
+      try {
+        streamLive(api, params.id, intQuery(query, 'fromStep', 0, Number.MAX_SAFE_INTEGER) - 1,
+          intQuery(query, 'afterSeq', 0, Number.MAX_SAFE_INTEGER), res, o.liveEveryMs ?? 1000, o.limits.maxQueuedBytes);
+      } catch (err) {
+        release();
+        throw err;
+      }
       return undefined;
     });
 }

@@ -15,13 +15,19 @@ export function slimView(j: JobView): Omit<JobView, 'spec'> {
   return rest;
 }
 
-export function streamLive(api: CoordinatorApi, id: string, afterStep: number, afterSeq: number, res: ServerResponse, everyMs: number): void {
+/** Ends (destroys) the stream when more than `maxQueuedBytes` wait for a client that stopped reading. */
+export function streamLive(api: CoordinatorApi, id: string, afterStep: number, afterSeq: number, res: ServerResponse,
+  everyMs: number, maxQueuedBytes: number): void {
   if (!api.getJob(id)) throw new NotFoundError('job', id);
   let lastStep = afterStep;
   let lastSeq = afterSeq;
   const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   const tick = () => {
-    if (res.writableEnded) return;
+    if (res.writableEnded || res.destroyed) return;
+    if (res.writableLength > maxQueuedBytes) {
+      res.destroy(); // the page reconnects from where it is when it reads again
+      return;
+    }
     const job = api.getJob(id);
     if (!job) return;
     // At most 2000 points a tick: a page that fell far behind reloads the downsampled series instead.
