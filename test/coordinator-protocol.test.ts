@@ -3,6 +3,7 @@
  * SQLite store: two-phase assignment, gang scheduling, priority, cancel, tokens, metrics.
  */
 import {afterEach, describe, expect, test} from '@jest/globals';
+import {createHmac} from 'node:crypto';
 import * as zmq from 'zeromq';
 import {byol} from '../orchestrator/src/gen/proto';
 import {startTestCoordinator, tinySpec, TEST_TOKEN, type TestCoordinator} from './helpers/test-coordinator';
@@ -67,16 +68,22 @@ describe('coordinator over gRPC', () => {
     // Metrics over a real ZeroMQ PUSH, as trainers send them.
     const push = new zmq.Push({linger: 1000});
     push.connect(c.telemetryAddress);
+    // Each rank signs with the key only its own assignment carries.
+    const keyOf = (rank: number) => Buffer.from(assigns.find((a) => a.rank === rank)!.telemetryKey!);
+    expect(keyOf(0).length).toBe(32);
+    expect(keyOf(0).equals(keyOf(1))).toBe(false);
     for (let step = 0; step < 4; step++) {
       for (let rank = 0; rank < 2; rank++) {
-        await push.send(byol.v1.Metric.encode({
+        const frame = byol.v1.Metric.encode({
           jobId: job.id, generation: 1, rank, worldSize: 2, step, loss: 1 + rank, tau: 0.99, lr: 0.1 * step,
           stepTimeS: 0.5 + rank, dataTimeS: 0.01, imagesPerSec: 8, epoch: step / 4,
-        }).finish());
+        }).finish();
+        await push.send([frame, createHmac('sha256', keyOf(rank)).update(frame).digest()]);
       }
     }
     // A frame of a generation that does not exist is dropped.
-    await push.send(byol.v1.Metric.encode({jobId: job.id, generation: 7, rank: 0, worldSize: 2, step: 9, loss: 99}).finish());
+    const stale = byol.v1.Metric.encode({jobId: job.id, generation: 7, rank: 0, worldSize: 2, step: 9, loss: 99}).finish();
+    await push.send([stale, createHmac('sha256', keyOf(0)).update(stale).digest()]);
     const pts = await waitFor('4 aggregated metric points', () => {
       const m = c.api.metrics(job.id);
       return m.length === 4 ? m : null;
@@ -94,7 +101,7 @@ describe('coordinator over gRPC', () => {
     expect(prom).toMatch(new RegExp(`byol_job_loss\\{job="${job.id}"\\} 1.5`));
 
     group[0].send({progress: {jobId: job.id, generation: 1, rank: 0, step: 2, epoch: 0.5}});
-    group[0].send({checkpoint: {jobId: job.id, generation: 1, step: 2, ok: true, path: `${c.checkpointRoot}/${job.id}/step-000000002`, bytes: 10, sha256: 'ab'}});
+    group[0].send({checkpoint: {jobId: job.id, generation: 1, step: 2, ok: true, path: `${c.checkpointRoot}/${job.id}/step-000000002`, bytes: 10, sha256: 'ab'.repeat(32)}});
     await waitFor('checkpoint recorded', () => c.api.checkpoints(job.id).length === 1);
     expect(c.api.getJob(job.id)!.step).toBe(2);
 

@@ -40,7 +40,7 @@ async function rendezvous(group: TsAgent[], generation: number) {
 
 function checkpoint(c: TestCoordinator, ag: TsAgent, jobId: string, generation: number, step: number): void {
   const path = join(c.checkpointRoot, jobId, `step-${String(step).padStart(9, '0')}`);
-  ag.send({checkpoint: {jobId, generation, step, ok: true, path, bytes: 10, sha256: `sha-${step}`}});
+  ag.send({checkpoint: {jobId, generation, step, ok: true, path, bytes: 10, sha256: String(step % 10).repeat(64)}});
 }
 
 describe('coordinator recovery', () => {

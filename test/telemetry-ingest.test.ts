@@ -25,10 +25,11 @@ describe('TelemetryIngest', () => {
     push.connect(address);
     for (let step = 0; step < 1000; step++) {
       for (let rank = 0; rank < 2; rank++) {
-        await push.send(byol.v1.Metric.encode({jobId: 'j', generation: 3, rank, worldSize: 2, step, loss: rank, imagesPerSec: 5, stepTimeS: 0.1 * (rank + 1)}).finish());
+        const frame = byol.v1.Metric.encode({jobId: 'j', generation: 3, rank, worldSize: 2, step, loss: rank, imagesPerSec: 5, stepTimeS: 0.1 * (rank + 1)}).finish();
+        await push.send([frame, ingest.sign(frame, 'j', 3, rank)]);
       }
     }
-    await push.send(Buffer.from([0xff, 0xff, 0xff])); // not a Metric
+    await push.send([Buffer.from([0xff, 0xff, 0xff]), Buffer.alloc(32)]); // not a Metric
     await waitFor('1000 points', () => batches.reduce((n, b) => n + b.points.length, 0) === 1000, 10_000);
     push.close();
     const all = batches.flatMap((b) => b.points);

@@ -11,6 +11,8 @@ connected and encoded, waits for "go" on stdin, then prints one JSON line with w
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import math
 import sys
@@ -21,8 +23,9 @@ import zmq
 from byol_worker.proto import telemetry_pb2
 
 
-def frames(job: str, generation: int, ranks: int, steps: int) -> list[list[bytes]]:
-    """frames[step][rank], with plausible values (84-110 bytes each, like the trainer's)."""
+def frames(job: str, generation: int, ranks: int, steps: int, keys: list[bytes]) -> list[list[list[bytes]]]:
+    """frames[step][rank] = [Metric, HMAC-SHA256 under that rank's key], with plausible values (84-110 bytes each,
+    like the trainer's)."""
     out = []
     now = int(time.time() * 1000)
     for k in range(steps):
@@ -33,7 +36,8 @@ def frames(job: str, generation: int, ranks: int, steps: int) -> list[list[bytes
                                      lr=0.2 * k / steps, step_time_s=0.25 + 0.001 * r, data_time_s=0.01,
                                      images_per_sec=512.0, epoch=k / 100.0, dropped=0, sent_unix_ms=now + k)
             m.extra["z_std"] = 0.05
-            row.append(m.SerializeToString())
+            data = m.SerializeToString()
+            row.append([data, hmac.new(keys[r], data, hashlib.sha256).digest()])
         out.append(row)
     return out
 
@@ -45,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generation", type=int, default=1)
     ap.add_argument("--ranks", type=int, default=64)
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--keys", required=True, help="comma-separated hex telemetry keys, one per rank")
     a = ap.parse_args(argv)
-    data = frames(a.job, a.generation, a.ranks, a.steps)
+    keys = [bytes.fromhex(k) for k in a.keys.split(",")]
+    if len(keys) != a.ranks:
+        ap.error(f"--keys: expected {a.ranks} keys, got {len(keys)}")
+    data = frames(a.job, a.generation, a.ranks, a.steps, keys)
     ctx = zmq.Context(io_threads=1)
     socks = []
     for _ in range(a.ranks):
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     c0 = time.process_time()
     for row in data:
         for s, f in zip(socks, row):
-            s.send(f, copy=False)
+            s.send_multipart(f, copy=False)
     send_s = time.perf_counter() - t0  # time to enqueue: the sockets buffer what the receiver has not taken
     cpu = time.process_time() - c0
     for s in socks:
@@ -71,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.term()  # returns once every queued frame is handed to the receiver (LINGER -1)
     total = a.ranks * a.steps
     print(json.dumps({"sent": total, "enqueue_s": round(send_s, 4),
-                      "sender_cpu_s": round(cpu, 3), "frame_bytes": len(data[0][0])}), flush=True)
+                      "sender_cpu_s": round(cpu, 3), "frame_bytes": len(data[0][0][0])}), flush=True)
     return 0
 
 

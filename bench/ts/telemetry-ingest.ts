@@ -53,9 +53,10 @@ async function round(ingest: TelemetryIngest, store: ReturnType<typeof openStore
   store.insertJob(fakeJob(jobId, ranks, steps));
   ingest.aggregator.setGeneration(jobId, 1, ranks);
   const total = ranks * steps;
+  const keys = Array.from({length: ranks}, (_, r) => ingest.keys.keyFor(jobId, 1, r).toString('hex')).join(',');
   const framesBefore = ingest.aggregator.counters.frames;
   const gen = spawn(PYTHON, [join(REPO, 'bench', 'py', 'telemetry_load.py'), '--address', address, '--job', jobId,
-    '--ranks', String(ranks), '--steps', String(steps)], {stdio: ['pipe', 'pipe', 'inherit']});
+    '--ranks', String(ranks), '--steps', String(steps), '--keys', keys], {stdio: ['pipe', 'pipe', 'inherit']});
   const lines = createInterface({input: gen.stdout!});
   const it = lines[Symbol.asyncIterator]();
   const first = await it.next();
@@ -94,16 +95,17 @@ async function round(ingest: TelemetryIngest, store: ReturnType<typeof openStore
 function direct(ranks: number, steps: number): {frames: number; framesPerS: number} {
   const ingest = new TelemetryIngest({host: '127.0.0.1', port: 0, logger: pino({level: 'silent'}), onBatch: () => undefined});
   ingest.aggregator.setGeneration('direct', 1, ranks);
-  const frames: Uint8Array[] = [];
+  const frames: Uint8Array[][] = [];
   for (let k = 0; k < steps; k++) {
     for (let r = 0; r < ranks; r++) {
-      frames.push(byol.v1.Metric.encode({jobId: 'direct', generation: 1, rank: r, worldSize: ranks, step: k, loss: 2.5, tau: 0.99,
+      const frame = byol.v1.Metric.encode({jobId: 'direct', generation: 1, rank: r, worldSize: ranks, step: k, loss: 2.5, tau: 0.99,
         lr: 0.1, stepTimeS: 0.25, dataTimeS: 0.01, imagesPerSec: 512, epoch: k / 100, dropped: 0, sentUnixMs: Date.now(),
-        extra: {z_std: 0.05}}).finish());
+        extra: {z_std: 0.05}}).finish();
+      frames.push([frame, ingest.sign(frame, 'direct', 1, r)]);
     }
   }
   const t0 = performance.now();
-  for (const f of frames) ingest.ingestFrame(f, Date.now());
+  for (const f of frames) ingest.ingestMessage(f, Date.now());
   const s = (performance.now() - t0) / 1000;
   return {frames: frames.length, framesPerS: Math.round(frames.length / s)};
 }

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 import time
 from dataclasses import dataclass
 
@@ -44,6 +46,7 @@ def read_assignment(path: str) -> Assignment:
     """Parse the JSON file the agent wrote (proto JSON, uint64 as strings or numbers both accepted)."""
     try:
         with open(path, encoding="utf-8") as f:
+            mode = os.fstat(f.fileno()).st_mode
             doc = json.load(f)
     except (OSError, ValueError) as e:
         raise AssignmentError(f"assignment file {path}: cannot read ({e})") from e
@@ -56,6 +59,10 @@ def read_assignment(path: str) -> Assignment:
         json_format.ParseDict(doc, msg)
     except json_format.ParseError as e:
         raise AssignmentError(f"assignment file {path}: {e}") from e
+    if msg.telemetry_key and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("assignment file %s is readable by other users (mode %o) and holds this rank's telemetry key, "
+                    "which lets them forge its metrics: write it with mode 0600 (the agent does)",
+                    path, stat.S_IMODE(mode))
     return Assignment(msg, control, report)
 
 

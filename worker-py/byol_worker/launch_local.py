@@ -120,7 +120,7 @@ def _drain(sock, cls, timeout_s: float) -> list:
     if sock.poll(int(timeout_s * 1000)):
         while True:
             try:
-                raw = sock.recv(zmq.NOBLOCK)
+                raw = sock.recv_multipart(zmq.NOBLOCK)[0]  # telemetry may carry a MAC frame after it
             except zmq.Again:
                 break
             m = cls()

@@ -2,9 +2,15 @@
 
 Sending never blocks training: the socket has a bounded queue (SNDHWM) and sends with NOBLOCK; a frame
 that does not fit is dropped and counted. With no address every call is a no-op.
+
+Each message is two ZeroMQ frames: the encoded Metric and HMAC-SHA256 of it under the rank's
+`Assignment.telemetry_key`, which proves to the coordinator that the frame comes from the holder of this
+(job, generation, rank). Without a key (standalone runs) only the Metric is sent; a coordinator drops that.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from typing import Mapping
@@ -20,8 +26,9 @@ class TelemetrySender:
     """One per trainer rank; `send()` costs an encode and a non-blocking enqueue."""
 
     def __init__(self, address: str, *, job_id: str, generation: int, rank: int, world_size: int,
-                 hwm: int = 1000) -> None:
+                 hwm: int = 1000, key: bytes = b"") -> None:
         self.address = address
+        self._key = bytes(key)
         self.dropped = 0
         self.sent = 0
         self._base = dict(job_id=job_id, generation=generation, rank=rank, world_size=world_size)
@@ -43,8 +50,10 @@ class TelemetrySender:
                                  dropped=self.dropped, sent_unix_ms=int(time.time() * 1000), **self._base)
         for key, value in (extra or {}).items():
             m.extra[key] = float(value)
+        data = m.SerializeToString()
+        parts = [data, hmac.new(self._key, data, hashlib.sha256).digest()] if self._key else [data]
         try:
-            self._sock.send(m.SerializeToString(), zmq.NOBLOCK)
+            self._sock.send_multipart(parts, zmq.NOBLOCK)
         except zmq.Again:
             self.dropped += 1
             if self.dropped in (1, 100, 10000):

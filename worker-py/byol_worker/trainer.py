@@ -210,7 +210,7 @@ class _Run:
                                   self.start, self.end, pin_memory=self.device.type == "cuda",
                                   loader_workers=int(s["data"].get("loaderWorkers", 0)))
         self.telemetry = TelemetrySender(p.telemetry_address, job_id=p.job_id, generation=int(p.generation),
-                                         rank=self.rank, world_size=self.W)
+                                         rank=self.rank, world_size=self.W, key=p.telemetry_key)
         self.control = ControlChannel(a.control_address)
         self.reporter = Reporter(a.report_address, job_id=p.job_id, generation=int(p.generation), rank=self.rank)
         self.saver = AsyncSaver(on_done=self._saved)

@@ -64,6 +64,8 @@ export interface AssignmentMsg {
   checkpointDir: string;
   telemetryAddress: string;
   stopAtStep: number;
+  /** HMAC-SHA256 key of this rank's telemetry frames (only this assignment gets it). */
+  telemetryKey: Uint8Array;
 }
 
 export type CommandName = 'CHECKPOINT_NOW' | 'STOP_AT_STEP' | 'ABORT';

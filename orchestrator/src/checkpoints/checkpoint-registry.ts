@@ -27,11 +27,11 @@ export class CheckpointRegistry {
       jobId: r.jobId, step: r.step, path: r.path, bytes: r.bytes, sha256: r.sha256, state: 'ok', createdAtMs: this.now(),
     };
     const existing = this.store.listCheckpoints(r.jobId).find((c) => c.step === r.step);
-    if (existing) {
-      if (existing.state === 'ok' && existing.path === r.path) return existing; // every rank may report it
-    }
-    if (!existing) this.store.addCheckpoint(rec);
-    else this.store.setCheckpointState(r.jobId, r.step, 'ok');
+    const same = existing && existing.state === 'ok' && existing.path === r.path && existing.sha256 === r.sha256 && existing.bytes === r.bytes;
+    if (same) return existing; // the same report again
+    // New, or saved again at that step (after it was marked bad, or by a later generation that
+    // redid the step): the folder now holds these files, so its sha256, size and time are these.
+    this.store.addCheckpoint(rec);
     const ok = this.store.listCheckpoints(r.jobId, {states: ['ok']});
     for (const step of stepsToDelete(ok.map((c) => c.step), keepLast, keepEvery)) {
       const c = ok.find((x) => x.step === step)!;

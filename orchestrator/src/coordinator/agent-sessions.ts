@@ -25,6 +25,11 @@ export function agentStreamHandler(ctx: CoordinatorContext): AgentStreamHandler 
             agentId = msg.hello.agentId;
             return;
           }
+          if (ctx.agents.get(agentId)?.conn !== conn) {
+            // A newer stream took this agent id over: this one speaks for nobody any more.
+            if (msg.kind !== 'heartbeat') ctx.metrics.rejectedReports.inc({kind: msg.kind, reason: 'replaced_stream'});
+            return;
+          }
           ctx.agents.touch(agentId);
           dispatch(ctx, agentId, msg);
         },
@@ -40,10 +45,10 @@ export function agentStreamHandler(ctx: CoordinatorContext): AgentStreamHandler 
 function dispatch(ctx: CoordinatorContext, agentId: string, msg: AgentMsg): void {
   switch (msg.kind) {
     case 'heartbeat': return;
-    case 'rendezvous': return onRendezvous(ctx, msg.rendezvous);
+    case 'rendezvous': return onRendezvous(ctx, agentId, msg.rendezvous);
     case 'trainer': return onTrainerStatus(ctx, agentId, msg.trainer);
-    case 'progress': return onProgress(ctx, msg.progress);
-    case 'checkpoint': return onCheckpoint(ctx, msg.checkpoint);
+    case 'progress': return onProgress(ctx, agentId, msg.progress);
+    case 'checkpoint': return onCheckpoint(ctx, agentId, msg.checkpoint);
     case 'event': return onAgentEvent(ctx, agentId, msg.event);
     case 'hello': ctx.log.warn({agentId}, 'second Hello on one stream ignored'); return;
   }

@@ -4,6 +4,7 @@ import type {AgentCredentials} from '../agents/agent-credentials';
 import type {AgentRegistry} from '../agents/agent-registry';
 import type {CheckpointRegistry} from '../checkpoints/checkpoint-registry';
 import type {Launcher} from '../domain/launcher';
+import type {RateLimitedWarn} from '../log/rate-limited-warn';
 import type {JobStore} from '../domain/store';
 import type {HealthMonitor} from '../health/health-monitor';
 import type {GenerationRun, Outgoing} from '../rendezvous/generation-run';
@@ -40,6 +41,8 @@ export interface CoordinatorContext {
   /** Health across ranks (collapse, skew, stalled ranks) from the aggregated points. */
   health: HealthMonitor;
   log: Logger;
+  /** Warnings a hostile peer can trigger at will (rejected reports): one per reason per interval. */
+  warnLimited: RateLimitedWarn;
   knobs: CoordinatorKnobs;
   /** host:port agents dial; tcp://host:port trainers push metrics to. */
   grpcAddress: string;

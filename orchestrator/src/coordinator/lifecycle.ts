@@ -40,10 +40,11 @@ export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Devi
     jobId: job.id, generation, ranks: devices.map((d) => ({agentId: d.agentId, deviceId: d.deviceId})),
     schedule, specJson: JSON.stringify(job.spec), resumeCheckpoint: resume?.path ?? '', resumeStep: resume?.step ?? 0,
     checkpointDir: jobCheckpointDir(ctx, job.id), telemetryAddress: ctx.telemetryAddress,
+    telemetryKeys: devices.map((_, rank) => ctx.telemetry.keys.keyFor(job.id, generation, rank)),
   });
   devices.forEach((d, rank) => ctx.agents.assign(d.agentId, d.deviceId, {jobId: job.id, generation, rank}));
   ctx.runs.set(job.id, run);
-  ctx.telemetry.aggregator.setGeneration(job.id, generation, W);
+  ctx.telemetry.aggregator.setGeneration(job.id, generation, W, schedule.totalSteps);
   ctx.health.watch(job.id, job.spec.spec, generation);
 
   // The previous generation's lost steps are known now: its end step minus where we resume.
@@ -96,7 +97,8 @@ export function endGeneration(
   if (terminal) {
     finishJob(ctx, run.jobId, then, then === 'SUCCEEDED' ? null : message);
   } else {
-    ctx.faultAtMs.set(run.jobId, Date.now());
+    // Two faults in a row: the job has been down since the first one (cleared at the next progress).
+    if (!ctx.faultAtMs.has(run.jobId)) ctx.faultAtMs.set(run.jobId, Date.now());
     ctx.metrics.recoveries.inc({job: run.jobId});
     if (tooManyFruitless(ctx, run.jobId)) {
       finishJob(ctx, run.jobId, 'FAILED', `${ctx.knobs.maxFruitlessGenerations} generations in a row made no progress; last: ${reason} ${message}`);

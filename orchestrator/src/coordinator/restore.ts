@@ -27,11 +27,12 @@ export function restoreFromStore(ctx: CoordinatorContext): void {
       jobId: job.id, generation: gen.generation, ranks: gen.agents.map((agentId) => ({agentId, deviceId: ''})),
       schedule, specJson: JSON.stringify(job.spec), resumeCheckpoint: '', resumeStep: gen.startStep,
       checkpointDir: jobCheckpointDir(ctx, job.id), telemetryAddress: ctx.telemetryAddress,
+      telemetryKeys: gen.agents.map((_, rank) => ctx.telemetry.keys.keyFor(job.id, gen.generation, rank)),
     }, {reattaching: true});
     for (const r of run.ranks) r.step = job.step;
     run.firstProgressSeen = true;
     ctx.runs.set(job.id, run);
-    ctx.telemetry.aggregator.setGeneration(job.id, gen.generation, gen.worldSize);
+    ctx.telemetry.aggregator.setGeneration(job.id, gen.generation, gen.worldSize, schedule.totalSteps);
     ctx.health.watch(job.id, job.spec.spec, gen.generation);
     ctx.events.emit(job.id, 'info', 'generation', `coordinator restarted; waiting up to ${ctx.knobs.reattachGraceMs} ms for generation ${gen.generation}'s agents to re-attach`);
     setTimeout(() => {

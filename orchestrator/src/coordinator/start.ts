@@ -15,11 +15,13 @@ import type {Launcher} from '../domain/launcher';
 import {tokenProblem} from '../domain/token-rules';
 import {createLauncher, type LauncherName} from '../launchers/create-launcher';
 import {createLogger} from '../log/logger';
+import {RateLimitedWarn} from '../log/rate-limited-warn';
 import {openStore} from '../store';
 import {HealthMonitor} from '../health/health-monitor';
 import {registerHealthMetrics} from '../health/health-metrics';
 import {CoordinatorMetrics} from '../telemetry/prom-metrics';
 import {TelemetryIngest} from '../telemetry/ingest';
+import {TelemetryKeys} from '../telemetry/telemetry-keys';
 import {startGrpcServer} from '../transport/grpc-server';
 import {type GrpcTlsOptions, plaintextListenRefusal} from '../transport/grpc-tls';
 import type {LocalAgentTls} from '../launchers/local';
@@ -121,10 +123,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   }
   const store = openStore(storePath);
   let credentials: AgentCredentials;
+  let keys: TelemetryKeys;
   try {
     credentials = options.sessionSecretPath || storePath !== ':memory:'
       ? AgentCredentials.fromFile(options.sessionSecretPath ?? `${storePath}.session-secret`)
       : AgentCredentials.ephemeral();
+    // Next to the store, so a restarted coordinator verifies the telemetry of the trainers it re-attaches.
+    keys = storePath === ':memory:' ? TelemetryKeys.random() : TelemetryKeys.fromFile(`${storePath}.telemetry-secret`);
   } catch (err) {
     store.close();
     throw err;
@@ -150,7 +155,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     });
   };
   const telemetry = new TelemetryIngest({
-    host: grpcHost, port: options.telemetryPort ?? 5555, logger: log,
+    host: grpcHost, port: options.telemetryPort ?? 5555, logger: log, keys,
     onBatch: (jobId, points) => {
       if (!store.getJob(jobId)) return;
       store.appendMetrics(jobId, points, knobs.metricsMaxPoints);
@@ -161,7 +166,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const health = new HealthMonitor((jobId, alarm, raised) => onHealthAlarm(ctx, jobId, alarm, raised));
   const agents = new AgentRegistry();
   const metrics = new CoordinatorMetrics(
-    () => ({...telemetry.aggregator.counters, malformed: telemetry.malformed}),
+    () => ({...telemetry.aggregator.counters, malformed: telemetry.malformed, unsigned: telemetry.unsigned, badMac: telemetry.badMac}),
     () => agents.list().filter((a) => a.connected).length,
     () => {
       const out: Record<string, number> = {};
@@ -171,6 +176,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   );
   const ctx: CoordinatorContext = {
     store, launcher, log, knobs, agents, credentials, telemetry, metrics, requestSchedule, health,
+    warnLimited: new RateLimitedWarn(log.child({module: 'reports'})),
     events: new EventBus(store, log.child({module: 'jobs'})),
     checkpoints: new CheckpointRegistry(store, log),
     runs: new Map(), faultAtMs: new Map(), draining: new Set(), launched: new Map(),

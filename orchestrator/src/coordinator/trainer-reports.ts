@@ -1,6 +1,8 @@
 /**
  * Reports agents relay about their trainers: rendezvous ready, trainer states, progress,
- * checkpoints, agent events. Each is fenced by generation: a stale one is dropped and counted.
+ * checkpoints, agent events. Each is fenced by generation (a stale one is dropped and counted),
+ * then authorised and checked for plausibility (report-guard.ts): only the agent holding a rank
+ * reports for it, only rank 0's holder hosts the rendezvous and registers checkpoints.
  */
 import type {
   AgentEventMsg, CheckpointReportMsg, ProgressMsg, RendezvousReadyMsg, TrainerStatusMsg,
@@ -9,7 +11,9 @@ import {isTerminal, type GenerationRun} from '../rendezvous/generation-run';
 import {sendAll, type CoordinatorContext} from './context';
 import {growTarget, maybeGrow} from './elastic';
 import {checkpointPolicy} from './job-plan';
+import {checkpointPathProblem} from '../checkpoints/checkpoint-path';
 import {endGeneration, jobCheckpointDir, setState} from './lifecycle';
+import {addressProblem, cleanText, heldSlot, isRefusal, refuse, resultsProblem, stepProblem} from './report-guard';
 
 function current(ctx: CoordinatorContext, jobId: string, generation: number, what: string): GenerationRun | null {
   const run = ctx.runs.get(jobId);
@@ -19,9 +23,13 @@ function current(ctx: CoordinatorContext, jobId: string, generation: number, wha
   return null;
 }
 
-export function onRendezvous(ctx: CoordinatorContext, r: RendezvousReadyMsg): void {
+export function onRendezvous(ctx: CoordinatorContext, agentId: string, r: RendezvousReadyMsg): void {
   const run = current(ctx, r.jobId, r.generation, 'rendezvous');
   if (!run) return;
+  const held = heldSlot(run, agentId, 0);
+  const bad = isRefusal(held) ? held : addressProblem(r.address);
+  if (bad) return refuse(ctx, 'rendezvous', agentId, bad, {jobId: r.jobId, generation: r.generation});
+  if (run.phase !== 'rendezvous') return; // a repeated answer: the ranks already have the address
   sendAll(ctx, run.onRendezvousReady(r.address));
   ctx.events.emit(r.jobId, 'info', 'generation', `generation ${r.generation}: rendezvous at ${r.address}, ranks assigned`);
 }
@@ -44,11 +52,17 @@ function firstProgress(ctx: CoordinatorContext, run: GenerationRun): void {
   ctx.events.emit(run.jobId, 'info', 'recovery', `recovered in ${recoverySeconds.toFixed(1)} s (fault detected -> first progress of generation ${run.generation})`, {recoverySeconds});
 }
 
-export function onProgress(ctx: CoordinatorContext, p: ProgressMsg): void {
+export function onProgress(ctx: CoordinatorContext, agentId: string, p: ProgressMsg): void {
   const run = current(ctx, p.jobId, p.generation, 'progress');
   if (!run) return;
-  const slot = run.ranks[p.rank];
-  if (!slot) return;
+  const fields = {jobId: p.jobId, generation: p.generation, rank: p.rank, step: p.step};
+  const slot = heldSlot(run, agentId, p.rank);
+  if (isRefusal(slot)) return refuse(ctx, 'progress', agentId, slot, fields);
+  const bad = stepProblem(run, p.step) ?? resultsProblem(p.rank, p.results) ??
+    (p.step < slot.lastProgress ? {reason: 'step_not_monotone', detail: `rank ${p.rank} went back from step ${slot.lastProgress} to ${p.step}`} : null) ??
+    (Number.isFinite(p.epoch) && p.epoch >= 0 ? null : {reason: 'non_finite', detail: `epoch ${p.epoch} is not a finite number >= 0`});
+  if (bad) return refuse(ctx, 'progress', agentId, bad, fields);
+  slot.lastProgress = p.step;
   slot.step = Math.max(slot.step, p.step);
   firstProgress(ctx, run);
   const job = ctx.store.getJob(p.jobId)!;
@@ -74,6 +88,10 @@ export function onTrainerStatus(ctx: CoordinatorContext, agentId: string, t: Tra
   if (isTerminal(t.state) && ctx.agents.settled(agentId, t.jobId, t.generation, t.rank)) ctx.requestSchedule();
   const run = current(ctx, t.jobId, t.generation, 'trainer');
   if (!run) return;
+  const held = heldSlot(run, agentId, t.rank);
+  const bad = isRefusal(held) ? held : stepProblem(run, t.step);
+  if (bad) return refuse(ctx, 'trainer', agentId, bad, {jobId: t.jobId, generation: t.generation, rank: t.rank, state: t.state});
+  t = {...t, message: cleanText(t.message)};
   const slot = run.updateRank(t.rank, t.state, t.step, t.exitCode, t.message);
   if (!slot) return;
   if (t.state === 'RUNNING') markRunning(ctx, run);
@@ -113,11 +131,15 @@ function endIfStopStalls(ctx: CoordinatorContext, run: GenerationRun): void {
   }, (graceS + 5) * 1000).unref();
 }
 
-export function onCheckpoint(ctx: CoordinatorContext, c: CheckpointReportMsg): void {
+/** Checkpoints are written by rank 0 only, as step-<k> right inside the job's checkpoint folder. */
+export function onCheckpoint(ctx: CoordinatorContext, agentId: string, c: CheckpointReportMsg): void {
   const run = current(ctx, c.jobId, c.generation, 'checkpoint');
   if (!run) return;
+  const held = heldSlot(run, agentId, 0);
+  const bad = isRefusal(held) ? held : stepProblem(run, c.step) ?? (c.ok ? checkpointProblem(ctx, c) : null);
+  if (bad) return refuse(ctx, 'checkpoint', agentId, bad, {jobId: c.jobId, generation: c.generation, step: c.step, path: c.path.slice(0, 300)});
   if (!c.ok) {
-    ctx.events.emit(c.jobId, 'warn', 'checkpoint', `checkpoint at step ${c.step} failed: ${c.error}; training goes on, older checkpoints kept`, {step: c.step});
+    ctx.events.emit(c.jobId, 'warn', 'checkpoint', `checkpoint at step ${c.step} failed: ${cleanText(c.error)}; training goes on, older checkpoints kept`, {step: c.step});
     return;
   }
   const job = ctx.store.getJob(c.jobId)!;
@@ -131,13 +153,28 @@ export function onCheckpoint(ctx: CoordinatorContext, c: CheckpointReportMsg): v
   maybeGrow(ctx, run);
 }
 
+function checkpointProblem(ctx: CoordinatorContext, c: CheckpointReportMsg): {reason: string; detail: string} | null {
+  const where = checkpointPathProblem(c.path, jobCheckpointDir(ctx, c.jobId), c.step);
+  if (where) return {reason: 'path_outside_root', detail: `checkpoint path ${JSON.stringify(c.path.slice(0, 300))}: ${where}`};
+  if (!/^[0-9a-f]{64}$/.test(c.sha256) || !Number.isSafeInteger(c.bytes) || c.bytes < 0) {
+    return {reason: 'implausible_checkpoint', detail: 'sha256 must be 64 hex digits and bytes a whole number'};
+  }
+  return null;
+}
+
+/** Job events only from an agent that holds, or held, a rank of that job; the agent's own draining flag. */
 export function onAgentEvent(ctx: CoordinatorContext, agentId: string, e: AgentEventMsg): void {
   if (e.draining) ctx.draining.add(agentId);
   const level = e.level === 'error' || e.level === 'warn' ? e.level : 'info';
+  const message = cleanText(e.message);
   if (e.jobId) {
     if (!current(ctx, e.jobId, e.generation, 'event') && ctx.store.getJob(e.jobId) === undefined) return;
-    ctx.events.emit(e.jobId, level, 'agent', `${agentId}: ${e.message}`, {agentId});
+    const ranAgents = new Set(ctx.store.listGenerations(e.jobId).flatMap((g) => g.agents));
+    if (!ranAgents.has(agentId)) {
+      return refuse(ctx, 'event', agentId, {reason: 'not_holder', detail: `it never held a rank of ${e.jobId}`}, {jobId: e.jobId});
+    }
+    ctx.events.emit(e.jobId, level, 'agent', `${agentId}: ${message}`, {agentId});
   } else {
-    ctx.log[level]({agentId}, e.message);
+    ctx.log[level]({agentId}, message);
   }
 }

@@ -15,6 +15,8 @@ export interface RankSlot {
   deviceId: string;
   state: TrainerStateName;
   step: number;
+  /** The last step this rank's own progress named (per rank, progress only goes forward). */
+  lastProgress: number;
   exitCode: number;
   message: string;
 }
@@ -29,6 +31,8 @@ export interface GenerationPlan {
   resumeStep: number;
   checkpointDir: string;
   telemetryAddress: string;
+  /** Per rank: the key its telemetry frames are signed with (sent only in that rank's assignment). */
+  telemetryKeys: Uint8Array[];
 }
 
 export type Outgoing = {agentId: string; msg: CoordinatorMsg};
@@ -47,7 +51,7 @@ export class GenerationRun {
     this.phase = opts.reattaching ? 'reattaching' : 'rendezvous';
     this.startedAtMs = opts.nowMs ?? Date.now();
     this.ranks = plan.ranks.map((r, rank) => ({
-      rank, agentId: r.agentId, deviceId: r.deviceId, state: 'UNSPECIFIED', step: plan.resumeStep, exitCode: 0, message: '',
+      rank, agentId: r.agentId, deviceId: r.deviceId, state: 'UNSPECIFIED', step: plan.resumeStep, lastProgress: 0, exitCode: 0, message: '',
     }));
   }
 
@@ -66,7 +70,7 @@ export class GenerationRun {
       jobId: p.jobId, generation: p.generation, rank, worldSize: this.worldSize, deviceId: this.ranks[rank].deviceId,
       hostRendezvous, rendezvousAddress: address, specJson: p.specJson, schedule: p.schedule,
       resumeCheckpoint: p.resumeCheckpoint, checkpointDir: p.checkpointDir, telemetryAddress: p.telemetryAddress,
-      stopAtStep: 0,
+      stopAtStep: 0, telemetryKey: p.telemetryKeys[rank] ?? new Uint8Array(),
     };
   }
 

@@ -1,14 +1,28 @@
 /**
  * ZeroMQ PULL ingest of byol.v1.Metric frames (docs/internals.md "Telemetry"): decode, fence by
- * generation, aggregate per step, and hand aggregated points to the store in batches
- * (one SQLite transaction per job per flush, never one write per frame).
+ * generation, verify the frame's HMAC under its rank's key, aggregate per step, and hand aggregated
+ * points to the store in batches (one SQLite transaction per job per flush, never one write per frame).
+ * Messages over `maxFrameBytes` make libzmq drop the sender's connection before buffering them.
  */
 import * as zmq from 'zeromq';
 import type {Logger} from 'pino';
 import {byol} from '../gen/proto';
 import type {MetricPoint} from '../domain/types';
-import {StepAggregator} from './aggregator';
+import {RateLimitedWarn} from '../log/rate-limited-warn';
+import {StepAggregator, type AggregatorCounters} from './aggregator';
+import {TelemetryKeys} from './telemetry-keys';
 
+/** A real frame is about 100 bytes; 64 KiB leaves room for many extras and refuses floods of huge ones. */
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024;
+
+/** What a user can do about each kind of dropped frame (the rate-limited warning says it). */
+const ADVICE: Partial<Record<keyof AggregatorCounters | 'unsigned' | 'badMac', string>> = {
+  unsigned: 'a sender without a MAC: a trainer older than this coordinator (upgrade byol_worker) or someone else on the telemetry port (firewall it)',
+  badMac: 'a frame whose MAC does not verify: forged, or from a trainer of a stale assignment; firewall the telemetry port to your trainers\' hosts',
+  outOfRange: 'a frame with a step outside [0, K), a rank outside the group, or too many extras: dropped',
+  nonFinite: 'a frame with a NaN or infinite number (loss diverged?): check the job\'s logs',
+  pendingFull: 'too many steps wait for missing ranks; is one rank far behind or sending garbage steps?',
+};
 export interface TelemetryIngestOptions {
   host: string;
   /** 0 = any free port */
@@ -20,12 +34,22 @@ export interface TelemetryIngestOptions {
   flushIntervalMs?: number;
   /** How long a step waits for missing ranks. Default 2000. */
   stepTimeoutMs?: number;
+  /** Keys frames are verified with. Default: a random secret (then no frame verifies). */
+  keys?: TelemetryKeys;
+  /** Largest message part accepted (ZeroMQ maxMessageSize). Default DEFAULT_MAX_FRAME_BYTES. */
+  maxFrameBytes?: number;
 }
 
 export class TelemetryIngest {
   readonly aggregator: StepAggregator;
   /** Frames that did not decode as a Metric. */
   malformed = 0;
+  /** Messages without exactly [Metric, 32-byte MAC]. */
+  unsigned = 0;
+  /** Messages of a current generation whose MAC did not verify. */
+  badMac = 0;
+  readonly keys: TelemetryKeys;
+  private readonly warn: RateLimitedWarn;
   private sock: zmq.Pull | null = null;
   private buffer = new Map<string, MetricPoint[]>();
   private timer: NodeJS.Timeout | null = null;
@@ -35,6 +59,8 @@ export class TelemetryIngest {
 
   constructor(private readonly opts: TelemetryIngestOptions) {
     this.log = opts.logger.child({module: 'telemetry'});
+    this.keys = opts.keys ?? TelemetryKeys.random();
+    this.warn = new RateLimitedWarn(this.log);
     this.aggregator = new StepAggregator((jobId, p) => {
       let b = this.buffer.get(jobId);
       if (!b) this.buffer.set(jobId, (b = []));
@@ -44,7 +70,7 @@ export class TelemetryIngest {
 
   /** Binds and starts receiving; returns the tcp:// address trainers connect to. */
   async start(): Promise<string> {
-    const sock = new zmq.Pull({receiveHighWaterMark: 100_000, linger: 0});
+    const sock = new zmq.Pull({receiveHighWaterMark: 100_000, linger: 0, maxMessageSize: this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES});
     await sock.bind(`tcp://${this.opts.host}:${this.opts.port}`);
     const endpoint = sock.lastEndpoint ?? '';
     this.boundPort = Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
@@ -60,8 +86,23 @@ export class TelemetryIngest {
     return this.boundPort;
   }
 
-  /** Decodes one frame; public so benchmarks and tests can feed frames without a socket. */
-  ingestFrame(frame: Uint8Array, nowMs: number): void {
+  /** Signs a frame as a trainer of (job, generation, rank) does (tests and benchmarks). */
+  sign(frame: Uint8Array, jobId: string, generation: number, rank: number): Buffer {
+    return TelemetryKeys.sign(this.keys.keyFor(jobId, generation, rank), frame);
+  }
+
+  /**
+   * One message: [encoded Metric, HMAC-SHA256 of it]. Decoded first (bounded by maxFrameBytes) to
+   * find its (job, generation, rank); the MAC is checked before anything reaches the aggregator.
+   * Public so benchmarks and tests can feed messages without a socket.
+   */
+  ingestMessage(parts: Uint8Array[], nowMs: number): void {
+    if (parts.length !== 2) {
+      this.unsigned++;
+      this.drop('unsigned', {parts: parts.length});
+      return;
+    }
+    const [frame, mac] = parts;
     let m: byol.v1.Metric;
     try {
       m = byol.v1.Metric.decode(frame);
@@ -70,16 +111,28 @@ export class TelemetryIngest {
       return;
     }
     // uint64 fields decode as Long when the `long` package is present: make them numbers here.
-    this.aggregator.add({
-      jobId: m.jobId, generation: Number(m.generation), rank: m.rank, worldSize: m.worldSize, step: Number(m.step),
+    const generation = Number(m.generation);
+    if (this.aggregator.isCurrent(m.jobId, generation) &&
+        !TelemetryKeys.verify(this.keys.keyFor(m.jobId, generation, m.rank), frame, mac)) {
+      this.badMac++;
+      this.drop('badMac', {jobId: m.jobId, generation, rank: m.rank});
+      return;
+    }
+    const why = this.aggregator.add({
+      jobId: m.jobId, generation, rank: m.rank, worldSize: m.worldSize, step: Number(m.step),
       loss: m.loss, tau: m.tau, lr: m.lr, stepTimeS: m.stepTimeS, dataTimeS: m.dataTimeS,
       imagesPerSec: m.imagesPerSec, epoch: m.epoch, dropped: Number(m.dropped), extra: m.extra,
     }, nowMs);
+    if (why && ADVICE[why]) this.drop(why, {jobId: m.jobId, generation, rank: m.rank, step: Number(m.step)});
+  }
+
+  private drop(reason: keyof typeof ADVICE, fields: Record<string, unknown>): void {
+    this.warn.warn(reason, {reason, ...fields}, `telemetry frame dropped: ${ADVICE[reason]}`);
   }
 
   private async receive(sock: zmq.Pull): Promise<void> {
     try {
-      for await (const [frame] of sock) this.ingestFrame(frame, Date.now());
+      for await (const parts of sock) this.ingestMessage(parts, Date.now());
     } catch (err) {
       if (!sock.closed) this.log.error({err}, 'telemetry receive loop stopped; metrics will not update until restart');
     }

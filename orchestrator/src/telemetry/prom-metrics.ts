@@ -13,8 +13,10 @@ export class CoordinatorMetrics {
   readonly recoveries: Counter;
   /** Agent reports of a fenced (older) generation, dropped. */
   readonly staleReports: Counter;
+  /** Agent reports refused as unauthorised or implausible, by kind and reason. */
+  readonly rejectedReports: Counter;
 
-  constructor(counters: () => AggregatorCounters & {malformed: number}, agents: () => number, jobsByState: () => Record<string, number>) {
+  constructor(counters: () => AggregatorCounters & {malformed: number; unsigned?: number; badMac?: number}, agents: () => number, jobsByState: () => Record<string, number>) {
     const r = this.registry;
     collectDefaultMetrics({register: r, prefix: 'byol_coordinator_'});
     const job = ['job'];
@@ -25,6 +27,10 @@ export class CoordinatorMetrics {
     this.tau = new Gauge({name: 'byol_job_tau', help: 'EMA tau at the latest step', labelNames: job, registers: [r]});
     this.recoveries = new Counter({name: 'byol_job_recoveries_total', help: 'generations ended by a fault', labelNames: job, registers: [r]});
     this.staleReports = new Counter({name: 'byol_stale_reports_total', help: 'agent reports of a fenced generation, dropped', registers: [r]});
+    this.rejectedReports = new Counter({
+      name: 'byol_rejected_reports_total', help: 'agent reports dropped as unauthorised (not the holder of that rank) or implausible, by kind and reason',
+      labelNames: ['kind', 'reason'], registers: [r],
+    });
     new Gauge({
       name: 'byol_telemetry_frames_total', help: 'telemetry frames received, by outcome', labelNames: ['outcome'], registers: [r],
       collect() {
@@ -34,6 +40,11 @@ export class CoordinatorMetrics {
         this.set({outcome: 'unknown_job'}, c.unknownJob);
         this.set({outcome: 'late'}, c.late);
         this.set({outcome: 'malformed'}, c.malformed);
+        this.set({outcome: 'unsigned'}, c.unsigned ?? 0);
+        this.set({outcome: 'bad_mac'}, c.badMac ?? 0);
+        this.set({outcome: 'out_of_range'}, c.outOfRange ?? 0);
+        this.set({outcome: 'non_finite'}, c.nonFinite ?? 0);
+        this.set({outcome: 'pending_full'}, c.pendingFull ?? 0);
       },
     });
     new Gauge({name: 'byol_agents_connected', help: 'agents with an open stream', registers: [r], collect() { this.set(agents()); }});

@@ -90,7 +90,7 @@ export function encodeCoordinatorMessage(msg: CoordinatorMsg): Buffer {
         accumulation: s.accumulation,
       },
       resumeCheckpoint: a.resumeCheckpoint, checkpointDir: a.checkpointDir,
-      telemetryAddress: a.telemetryAddress, stopAtStep: a.stopAtStep,
+      telemetryAddress: a.telemetryAddress, stopAtStep: a.stopAtStep, telemetryKey: a.telemetryKey,
     }};
   } else {
     m = {command: {jobId: msg.jobId, generation: msg.generation, type: COMMANDS[msg.command], step: msg.step}};

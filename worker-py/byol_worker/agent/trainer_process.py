@@ -114,7 +114,11 @@ class TrainerProcess:
         doc["control_address"] = self.control_address
         doc["report_address"] = self.report_address
         path = self.assignment_file()
-        with open(path + ".tmp", "w") as f:
+        # 0600: the file carries this rank's telemetry key (docs/internals.md "Telemetry").
+        tmp = path + ".tmp"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
             json.dump(doc, f, indent=1)
         os.replace(path + ".tmp", path)
         self._proc = subprocess.Popen(guarded(self.command + ["--assignment", path]), env=self.env,
