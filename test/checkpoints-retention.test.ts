@@ -51,6 +51,23 @@ describe('CheckpointRegistry', () => {
     expect(reg.latestGood(job.id)?.step).toBe(4);
   });
 
+  test('a step saved again (after it was marked bad, or by a later generation) gets its new sha256, size and time', () => {
+    let now = 1000;
+    const timed = new CheckpointRegistry(store, pino({level: 'silent'}), () => now);
+    const r = {...report(5), sha256: 'a'.repeat(64), bytes: 100};
+    timed.record(r, root, 9, 0);
+    timed.markBad(job.id, 5);
+    now = 2000;
+    timed.record({...r, sha256: 'b'.repeat(64), bytes: 120}, root, 9, 0);
+    expect(store.listCheckpoints(job.id).find((c) => c.step === 5)).toMatchObject({state: 'ok', sha256: 'b'.repeat(64), bytes: 120, createdAtMs: 2000});
+    now = 3000; // still ok, saved once more by a rerun of that step
+    timed.record({...r, sha256: 'c'.repeat(64), bytes: 130}, root, 9, 0);
+    expect(store.listCheckpoints(job.id).find((c) => c.step === 5)).toMatchObject({state: 'ok', sha256: 'c'.repeat(64), bytes: 130, createdAtMs: 3000});
+    now = 4000; // the same report again changes nothing
+    timed.record({...r, sha256: 'c'.repeat(64), bytes: 130}, root, 9, 0);
+    expect(store.listCheckpoints(job.id).find((c) => c.step === 5)!.createdAtMs).toBe(3000);
+  });
+
   test('a failed save records nothing', () => {
     expect(reg.record({...report(8), ok: false, error: 'disk full'}, root, 2, 0)).toBeNull();
     expect(store.listCheckpoints(job.id).some((c) => c.step === 8)).toBe(false);

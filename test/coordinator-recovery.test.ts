@@ -155,6 +155,24 @@ describe('coordinator recovery', () => {
     expect(c.api.getJob(job.id)!.generations.map((g) => g.endReason)).toEqual(['trainer-failed', 'bad-checkpoint', null]);
   });
 
+  test('two faults in a row: recoverySeconds runs from the first fault to the next progress', async () => {
+    const [c, [a0]] = await setup(1);
+    const job = c.api.submit(tinySpec({workers: 1, epochs: 2}));
+    await rendezvous([a0], 1);
+    a0.send({progress: {jobId: job.id, generation: 1, rank: 0, step: 1, epoch: 0.25}});
+    await waitFor('RUNNING', () => c.api.getJob(job.id)!.state === 'RUNNING');
+    const firstFault = Date.now();
+    a0.trainer(job.id, 1, 0, TS.TRAINER_FAILED, 1, -9, 'killed by SIGKILL');
+    await rendezvous([a0], 2);
+    await new Promise((r) => setTimeout(r, 1500));
+    a0.trainer(job.id, 2, 0, TS.TRAINER_FAILED, 0, -9, 'killed by SIGKILL'); // down again before any progress
+    await rendezvous([a0], 3);
+    a0.send({progress: {jobId: job.id, generation: 3, rank: 0, step: 1, epoch: 0.25}});
+    const g3 = await waitFor('recovery recorded', () => c.api.getJob(job.id)!.generations[2]?.recoverySeconds ?? null);
+    expect(g3).toBeGreaterThanOrEqual(1.5);
+    expect(g3).toBeLessThanOrEqual((Date.now() - firstFault) / 1000);
+  });
+
   test('bad input (exit 2 without a checkpoint) fails the job instead of looping', async () => {
     const [c, [a0]] = await setup(1);
     const job = c.api.submit(tinySpec({workers: 1}));

@@ -64,6 +64,25 @@ def test_exit_codes_become_statuses_with_env_and_stderr(coordinator, tmp_path):
     assert "event=rank0 job=bad generation=1 stream=stderr" in agent_log(tmp_path)
 
 
+def test_a_killed_trainer_names_the_signal_not_its_last_info_line_and_its_key_file_is_0600(coordinator, tmp_path):
+    agent = start_agent(coordinator.address, tmp_path, devices="cpu:1")
+    try:
+        coordinator.expect("hello")
+        a = assignment(job="oom", steps=2, then="kill:9", stderr="20:01:02 INFO byol.trainer [rank 0] checkpoint step 2 saved")
+        a.telemetry_key = bytes(range(32))
+        coordinator.send(assign=a)
+        st = _statuses(coordinator, "oom", 1)[0][-1]
+        assert (st.state, st.exit_code) == (S.TRAINER_FAILED, -signal.SIGKILL)
+        assert st.message.startswith("killed by SIGKILL (signal 9)") and "OOM" in st.message
+        assert "checkpoint step 2 saved" not in st.message
+        path = tmp_path / "work" / "oom" / "gen1-rank0" / "assignment.json"
+        assert os.stat(path).st_mode & 0o777 == 0o600  # it holds the rank's telemetry key
+        from byol_worker.control import read_assignment
+        assert read_assignment(str(path)).proto.telemetry_key == bytes(range(32))
+    finally:
+        assert stop_agent(agent) == 0
+
+
 def test_commands_are_relayed_and_other_generations_dropped(coordinator, tmp_path):
     agent = start_agent(coordinator.address, tmp_path, devices="cpu:2")
     try:

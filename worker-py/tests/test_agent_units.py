@@ -38,7 +38,13 @@ def test_backoff_doubles_from_200ms_to_a_5s_cap_with_jitter_in_half_to_full():
     (2, {}, S.TRAINER_FAILED, "bad input (exit 2) and no reason on stderr"),
     (1, {"last_error": "Traceback tail"}, S.TRAINER_FAILED, "Traceback tail"),
     (-9, {"aborted": True}, S.TRAINER_ABORTED, "killed by SIGKILL on the coordinator's abort"),
-    (-11, {"last_error": "x"}, S.TRAINER_FAILED, "killed by SIGSEGV; last error: x"),
+    (-11, {"last_error": "Fatal Python error: Segmentation fault"}, S.TRAINER_FAILED,
+     "killed by SIGSEGV (signal 11), which the agent did not send: a crash, a user or the node; "
+     "last error: Fatal Python error: Segmentation fault"),
+    # After a signal, a routine INFO line is not the cause and is not quoted as one.
+    (-9, {"last_error": "20:01:02 INFO byol.trainer [rank 0] checkpoint step 30 saved: /c/step-000000030"},
+     S.TRAINER_FAILED, "killed by SIGKILL (signal 9), which the agent did not send: often the kernel's OOM killer "
+     "(see `dmesg`), a user or the node"),
 ])
 def test_exit_codes_map_to_states(code, kw, state, message):
     assert classify_exit(code, **kw) == (state, message)

@@ -1,11 +1,16 @@
 """Telemetry (ZeroMQ PUSH, never blocking, drops counted) and the trainer's control/report channels."""
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import logging
+import os
 import time
 
 import zmq
 
-from byol_worker.control import ControlChannel, Reporter
+from byol_worker.control import ControlChannel, Reporter, read_assignment
 from byol_worker.proto import agent_pb2, telemetry_pb2, trainer_pb2
 from byol_worker.telemetry import TelemetrySender
 
@@ -42,6 +47,38 @@ def test_telemetry_frames_and_counted_drops(tmp_path):
     dead.close()
     off = TelemetrySender("", world_size=1, **KW)  # no address: a no-op
     assert not off.send(step=0, loss=0, tau=0, lr=0, step_time_s=0, data_time_s=0, images_per_sec=0, epoch=0)
+
+
+def test_telemetry_with_a_key_sends_the_metric_and_its_hmac(tmp_path):
+    pull = zmq.Context.instance().socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    key = os.urandom(32)
+    t = TelemetrySender(f"tcp://127.0.0.1:{port}", world_size=2, key=key, **KW)
+    assert t.send(step=3, loss=1.0, tau=0.99, lr=0.1, step_time_s=0.1, data_time_s=0, images_per_sec=1, epoch=0.1)
+    assert pull.poll(2000)
+    data, mac = pull.recv_multipart()
+    assert mac == hmac.new(key, data, hashlib.sha256).digest()
+    m = telemetry_pb2.Metric()
+    m.ParseFromString(data)
+    assert (m.job_id, m.generation, m.rank, m.step) == ("j", 4, 1, 3)
+    t.close()
+    pull.close()
+
+
+def test_an_assignment_file_others_can_read_is_warned_about(tmp_path, caplog):
+    doc = {"job_id": "j", "generation": "1", "telemetry_key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+    path = tmp_path / "assignment.json"
+    path.write_text(json.dumps(doc))
+    os.chmod(path, 0o644)
+    with caplog.at_level(logging.WARNING, logger="byol.control"):
+        a = read_assignment(str(path))
+    assert a.proto.telemetry_key == bytes(range(32))
+    assert "readable by other users (mode 644)" in caplog.text and "0600" in caplog.text
+    caplog.clear()
+    os.chmod(path, 0o600)
+    with caplog.at_level(logging.WARNING, logger="byol.control"):
+        read_assignment(str(path))
+    assert caplog.text == ""
 
 
 def test_control_poll_merges_commands_and_reports_flow(tmp_path):
