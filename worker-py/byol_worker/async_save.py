@@ -9,8 +9,9 @@ Batch-norm buffers change in the forward pass, so they and everything else are c
 A writer process (started at the first save, with its own GIL, at SCHED_IDLE priority) rebuilds the tensors from that buffer and writes
 them with `checkpoint.write` (temporary folder, fsync, sha256 manifest, rename). A writer *thread* is not
 used: on a busy CPU its GIL and cores compete with the loop, and bench/py/checkpoint_stall.py measured it
-stalling training more than a synchronous save. When the loop waits for a save (the last one, a preemption
-save), the cores are idle, so the idle priority costs nothing there.
+stalling training more than a synchronous save. Whenever the loop waits for a save (the last one, a
+preemption save, a save waiting for the previous one) the writer is raised to normal priority for that
+wait, since on a busy host an idle-priority writer can starve (writer_priority.py, with its fallback).
 
 The writer runs in its own process group, so a SIGTERM or Ctrl-C sent to the trainer's group does not
 kill a save in flight, and it exits when its stdin closes, i.e. when the trainer closes the saver or dies.
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 
 from .checkpoint import SaveResult, Snapshot, write
+from .writer_priority import WriterPriority, lower_self
 
 log = logging.getLogger("byol.checkpoint")
 
@@ -45,7 +47,7 @@ _ALIGN = 64
 # Not `-m byol_worker.async_save`: that would load this module twice (as __main__ too), and the _Slot
 # objects the trainer pickles would not be instances of the writer's _Slot.
 _WRITER_MAIN = ("import sys; from byol_worker.logging_setup import setup_logging; setup_logging(); "
-                "from byol_worker.async_save import writer_main; sys.exit(writer_main(int(sys.argv[1])))")
+                "from byol_worker.async_save import writer_main; sys.exit(writer_main(int(sys.argv[1]), sys.argv[2]))")
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ class AsyncSaver:
         self._size = 0
         self._mm: mmap.mmap | None = None
         self._proc: subprocess.Popen | None = None
+        self._priority: WriterPriority | None = None
         self._listener: threading.Thread | None = None
         self._copied = threading.Event()
         self._copied.set()
@@ -195,6 +198,9 @@ class AsyncSaver:
     def wait(self) -> SaveResult | None:
         """Block until the save in flight (if any) is done; return the last result."""
         if self._listener is not None:
+            if self._listener.is_alive() and self._priority is not None:
+                with self._priority.urgent():  # the loop waits: the writer must not starve now
+                    self._listener.join()
             self._listener.join()
             self._listener = None
         return self.results[-1] if self.results else None
@@ -231,10 +237,13 @@ class AsyncSaver:
         if self._proc is not None and self._proc.poll() is None:
             return
         self._ensure_fd()
+        if self._priority is None:
+            self._priority = WriterPriority()
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        self._proc = subprocess.Popen([sys.executable, "-c", _WRITER_MAIN, str(self._fd)], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, pass_fds=(self._fd,), env=env,
+        self._proc = subprocess.Popen([sys.executable, "-c", _WRITER_MAIN, str(self._fd), self._priority.mode],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(self._fd,), env=env,
                                       process_group=0)
+        self._priority.attach(self._proc.pid)
 
     def _stop_writer(self) -> None:
         proc, self._proc = self._proc, None
@@ -261,6 +270,7 @@ class AsyncSaver:
             self._finish(SaveResult(step=step, ok=False, error=error), t0)
             return
         try:
+            self._priority.background()
             pickle.dump(msg, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             proc.stdin.flush()
             res = pickle.load(proc.stdout)
@@ -282,23 +292,11 @@ class AsyncSaver:
                 log.exception("checkpoint report callback failed")
 
 
-def _idle_priority(pid: int) -> None:
-    """Let `pid` (0: the calling thread) use the CPU only when it is otherwise idle (Linux SCHED_IDLE;
-    elsewhere nice 19)."""
-    try:
-        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        try:
-            os.setpriority(os.PRIO_PROCESS, pid, 19)
-        except OSError:
-            pass
-
-
-def writer_main(fd: int) -> int:
+def writer_main(fd: int, mode: str = "nice") -> int:
     """The writer process: read save requests from stdin, answer each with a SaveResult on stdout."""
-    # idle priority from here on, not for its start: importing torch at idle priority on a busy machine could
-    # take longer than a checkpoint interval. Threads started later inherit the policy.
-    _idle_priority(0)
+    # a lower priority from here on, not for its start: importing torch at idle priority on a busy machine could
+    # take longer than a checkpoint interval. In "switch" mode the parent sets it per request (writer_priority.py).
+    lower_self(mode)
     torch.set_num_threads(1)
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")  # results go here; fd 1 becomes stderr, so no stray print corrupts them

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import threading
 
+import pytest
 import torch
 
 from byol_worker import checkpoint as ckpt
@@ -12,6 +17,7 @@ from byol_worker.model import build_model
 from byol_worker.optim import build_optimizer
 from byol_worker.step import TrainStep
 from byol_worker.precision import resolve
+from byol_worker.writer_priority import NICE_FALLBACK, can_switch
 
 
 def _trained_state():
@@ -121,3 +127,54 @@ def test_stable_tensors_are_copied_during_the_next_step_and_saved_as_they_were(t
         _assert_same(loaded["optimizer"], expected.optimizer)
     finally:
         saver.close()
+
+
+def _policies(pid):
+    return {os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="scheduling policies are Linux")
+def test_writer_is_idle_in_the_background_and_normal_while_the_loop_waits(tmp_path):
+    model, opt = _trained_state()
+    saver = AsyncSaver()
+    try:
+        saver.save(_snap(1, model, opt), str(tmp_path))
+        assert saver.wait().ok
+        pid = saver._proc.pid
+        if not can_switch():  # an unprivileged run: the documented fallback, never starved
+            assert saver._priority.mode == "nice" and os.getpriority(os.PRIO_PROCESS, pid) == NICE_FALLBACK
+            return
+        assert saver._priority.mode == "switch"
+        assert _policies(pid) == {os.SCHED_IDLE}  # lowered again after the wait
+        with saver._priority.urgent():
+            assert _policies(pid) == {os.SCHED_OTHER}
+        assert _policies(pid) == {os.SCHED_IDLE}
+        # A real wait: while the loop waits in wait() for a save of 64 MB more, the writer is never idle.
+        seen, done = [], threading.Event()
+        saver.save(_snap(2, model, opt, {"big": torch.randn(16 * 2**20)}), str(tmp_path))
+
+        def sample():  # keeps only samples taken entirely inside wait()'s raised section
+            while not done.is_set():
+                if saver._priority._waiting:
+                    p = _policies(pid)
+                    if saver._priority._waiting:
+                        seen.append(p)
+        t = threading.Thread(target=sample)
+        t.start()
+        assert saver.wait().ok
+        done.set()
+        t.join()
+        assert seen and all(p == {os.SCHED_OTHER} for p in seen)
+    finally:
+        saver.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to become another user")
+def test_an_unprivileged_user_cannot_leave_sched_idle_and_gets_the_nice_fallback():
+    code = ("import logging, os, sys; logging.basicConfig(level=logging.INFO); sys.path.insert(0, sys.argv[1]); "
+            "from byol_worker.writer_priority import *; "
+            "w = WriterPriority(); lower_self(w.mode); print(can_switch(), w.mode, os.getpriority(os.PRIO_PROCESS, 0))")
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", code,
+                          os.path.join(os.path.dirname(__file__), "..")], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "nice", str(NICE_FALLBACK)], out.stderr
+    assert "ulimit -e 20" in out.stderr  # the log says why and what would allow idle priority
