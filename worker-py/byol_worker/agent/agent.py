@@ -65,6 +65,7 @@ class Agent:
         event(log, "agent_started", agent_id=self.agent_id, coordinator=self.conn.target, host=self.host,
               devices=",".join(d.id for d in self.devices), work_dir=self.supervisor.work_dir)
         self.conn.start()
+        self.rendezvous.warm_up()
         while not self._stop.wait(0.5):
             pass
         self._shutdown()
