@@ -65,7 +65,7 @@ class Agent:
         event(log, "agent_started", agent_id=self.agent_id, coordinator=self.conn.target, host=self.host,
               devices=",".join(d.id for d in self.devices), work_dir=self.supervisor.work_dir)
         self.conn.start()
-        self.rendezvous.warm_up()
+        self.rendezvous.warm_up()  # the store server imports torch now, not when a recovery waits for it
         while not self._stop.wait(0.5):
             pass
         self._shutdown()
