@@ -26,6 +26,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from .augment import ViewAugment
+from .distributed import pick_device
 from .loss import byol_loss
 from .model import build_model
 from .optim import build_optimizer
@@ -81,8 +82,7 @@ def _median_ms(fn, steps: int, warmup: int, sync) -> float:
 def run(a: argparse.Namespace) -> dict:
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if a.device == "auto" else a.device))
+    device = pick_device(a.device)
     size, src, default_batch = MODELS[a.model]
     B = a.batch or default_batch
     model_cfg = {"backbone": a.model, "width": a.width, "projector": {"hiddenDim": a.hidden, "outDim": 256},

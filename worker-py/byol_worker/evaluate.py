@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as data_mod
+from .distributed import pick_device
 from .spec import SpecError, presets
 
 log = logging.getLogger("byol.evaluate")
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--query-size", type=int, default=0, help="cap on query images (0 = all)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--linear-probe", action="store_true", help="also fit a logistic regression on the features")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", help="auto (a GPU when one is visible), cpu, cuda, cuda:1 ...")
     ap.add_argument("--seed", type=int, default=0, help="init seed for --random-init")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         size = int(info["imageSize"])
         bank_ds = _dataset(args.data, "train", size)
         query_ds = _dataset(args.eval_data or args.data, "eval", size)
+        args.device = pick_device(args.device)
         enc.to(args.device)
         out = knn_eval(enc, bank_ds, query_ds, norm["mean"], norm["std"], size, args.k, args.temperature,
                        args.bank_size, args.query_size, args.device, args.batch_size)

@@ -55,7 +55,7 @@ class LocalGroup:
             ctl.setsockopt(zmq.LINGER, 0)
             ctl.bind(f"ipc://{self.dir}/control-{rank}")
             self.controls.append(ctl)
-            dev = f"cuda:{rank}" if device == "cuda" else "cpu"
+            dev = f"cuda:{rank}" if device == "cuda" else "cpu"  # one GPU per rank (local_device_kind checked)
             a = agent_pb2.Assignment(
                 job_id=job_id, generation=generation, rank=rank, world_size=nproc, device_id=dev,
                 rendezvous_address=f"127.0.0.1:{self.store.port}", host_rendezvous=rank == 0,
@@ -67,7 +67,8 @@ class LocalGroup:
             path = os.path.join(self.dir, f"assignment-{rank}.json")
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(doc, f)
-            penv = dict(os.environ, **(env or {}), BYOL_DEVICE=dev, BYOL_LOCAL_WORLD_SIZE=str(nproc))
+            penv = dict(os.environ, **(env or {}), BYOL_DEVICE=dev, BYOL_LOCAL_WORLD_SIZE=str(nproc),
+                        BYOL_LOCAL_RANK=str(rank))
             self.procs.append(subprocess.Popen([sys.executable, "-m", "byol_worker", "trainer", "--assignment", path],
                                                env=penv))
         log.info("started %d trainer(s), rendezvous 127.0.0.1:%d, files in %s", nproc, self.store.port, self.dir)
@@ -165,16 +166,30 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, ckpt.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    device = s["resources"]["device"]
-    if device == "auto":
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = local_device_kind(s["resources"]["device"], nproc)
+    except ValueError as e:
+        print(f"error: spec.resources.device: {e}", file=sys.stderr)
+        return 2
     log.info("job %s: K=%d steps (%d per epoch), B=%d over %d rank(s) x %d x %d accumulation, checkpoints in %s",
              resolved["metadata"]["name"], sched["totalSteps"], sched["stepsPerEpoch"], sched["globalBatch"], nproc,
              sched["microBatch"], sched["accumulation"], ckpt_dir)
     group = LocalGroup(resolved, sched, nproc, ckpt_dir, resume=resume, stop_at_step=args.max_steps,
                        telemetry_address=args.telemetry, device=device)
     return _supervise(group, s, sched["totalSteps"], args.max_steps, ckpt_dir)
+
+
+def local_device_kind(want: str, nproc: int) -> str:
+    """"cpu" or "cuda" for N local ranks; CUDA needs one GPU per rank (NCCL refuses two ranks on one GPU)."""
+    import torch
+    from .distributed import resolve_device_name
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    kind = resolve_device_name(want, count).split(":")[0]
+    if kind == "cuda" and nproc > count:
+        raise ValueError(f"{nproc} ranks need {nproc} GPUs, this host has {count}; use --nproc {count} or device: cpu")
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"{want!r}: the standalone launcher runs cpu and cuda ranks")
+    return kind
 
 
 def _supervise(group: LocalGroup, s: dict, total: int, max_steps: int, ckpt_dir: str) -> int:

@@ -4,12 +4,45 @@ import importlib.util
 import pytest
 import torch
 
-from byol_worker.distributed import pick_device
+from byol_worker.distributed import pick_device, resolve_device_name
+from byol_worker.launch_local import local_device_kind
 
 
 def test_cpu_and_auto_resolve_here():
     assert pick_device("cpu").type == "cpu"
-    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = pick_device("auto")
+    assert dev.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert dev.type == "cpu" or dev.index is not None  # torch.cuda.set_device refuses an unindexed device
+
+
+@pytest.mark.parametrize("want, gpus, local_rank, expected", [
+    ("auto", 0, 0, "cpu"), ("", 0, 3, "cpu"), ("cpu", 4, 1, "cpu"), ("cpu:0", 4, 1, "cpu"),
+    ("auto", 1, 0, "cuda:0"),     # a GPU host with device auto: an indexed device, never bare "cuda"
+    ("cuda", 1, 0, "cuda:0"),     # device: cuda in process (train_in_process, knn, bench)
+    ("cuda", 8, 3, "cuda:3"),     # the local rank picks the GPU (standalone --nproc, torchrun)
+    ("auto", 2, 5, "cuda:1"),
+    ("cuda:2", 4, 0, "cuda:2"),   # an assignment's device_id wins over the local rank
+])
+def test_device_names_resolve_to_an_indexed_device(want, gpus, local_rank, expected):
+    assert resolve_device_name(want, gpus, local_rank) == expected
+
+
+@pytest.mark.parametrize("want, gpus, message", [
+    ("cuda", 0, r"CUDA is not available.*spec.resources.device: cpu"),
+    ("cuda:4", 2, r"2 CUDA device\(s\), cuda:0..cuda:1"),
+    ("mps", 0, r"only cpu, cuda and xla"),
+    ("gpu", 1, r"device 'gpu'"),
+])
+def test_unusable_device_names_say_what_to_change(want, gpus, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_device_name(want, gpus)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_standalone_launcher_wants_one_gpu_per_rank():
+    assert local_device_kind("auto", 2) == "cpu"
+    with pytest.raises(ValueError, match=r"CUDA is not available"):
+        local_device_kind("cuda", 1)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch_xla") is not None, reason="torch_xla installed here")
