@@ -25,7 +25,7 @@ describe('CheckpointRegistry', () => {
   const store = openStore(join(dir, 'store.db'));
   const job: Job = {
     id: 'j-1', name: 'j', priority: 0, state: 'RUNNING', spec: {apiVersion: 'byol/v1', kind: 'PretrainJob', metadata: {name: 'j'}, spec: {}},
-    specHash: 'x', schedule: {totalSteps: 10, warmupSteps: 1, peakLr: 1, tauBase: 0.99, stepsPerEpoch: 1, globalBatch: 8, microBatch: 4, accumulation: 1},
+    specHash: 'x', schedule: {totalSteps: 10, warmupSteps: 1, peakLr: 1, tauBase: 0.99, tauSchedule: 'cosine', stepsPerEpoch: 1, globalBatch: 8, microBatch: 4, accumulation: 1},
     submittedAtMs: 0, startedAtMs: null, finishedAtMs: null, step: 0, totalSteps: 10, generation: 1, message: null, result: null,
   };
   store.insertJob(job);

@@ -54,7 +54,7 @@ describe('e2e with Python agents', () => {
       expect(p.ranks).toBe(2);
       expect(Number.isFinite(p.loss)).toBe(true);
       expect(p.lr).toBeCloseTo(lrAt(k, K, s.warmupSteps, s.peakLr), 9);
-      expect(p.tau).toBeCloseTo(tauAt(k, K, s.tauBase), 9);
+      expect(p.tau).toBeCloseTo(tauAt(k, K, s.tauBase, s.tauSchedule), 9);
     });
     const ok = c.api.checkpoints(job.id).filter((x) => x.state === 'ok');
     expect(ok.length).toBeGreaterThan(0);

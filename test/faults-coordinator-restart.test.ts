@@ -44,7 +44,7 @@ describe('coordinator restart', () => {
     expect(pts[pts.length - 1].step).toBe(K - 1);
     for (const p of pts) {
       expect(p.lr).toBeCloseTo(lrAt(p.step, K, s.warmupSteps, s.peakLr), 9);
-      expect(p.tau).toBeCloseTo(tauAt(p.step, K, s.tauBase), 9);
+      expect(p.tau).toBeCloseTo(tauAt(p.step, K, s.tauBase, s.tauSchedule), 9);
     }
   }, 240_000);
 });

@@ -14,6 +14,9 @@ describe('tauAt (paper §3.3)', () => {
     // K = 4, k = 1: 1 - 0.01 * (cos(pi/4) + 1) / 2 = 1 - 0.01 * 0.853553390593... = 0.991464466094...
     expect(tauAt(1, 4, 0.99)).toBeCloseTo(0.99146446609406726, 15);
   });
+  test('constant: tauBase at every step (lightly\'s CIFAR-10 recipe)', () => {
+    expect([0, 50, 100, 150].map((k) => tauAt(k, 100, 0.99, 'constant'))).toEqual([0.99, 0.99, 0.99, 0.99]);
+  });
   test('official ImageNet numbers: tau(K-1) is 1 - 1e-13, never exactly 1', () => {
     const K = 312_784;
     expect(1 - tauAt(K - 1, K, 0.996)).toBeGreaterThan(0);
@@ -38,10 +41,10 @@ describe('lrAt (linear warmup, then cosine to 0)', () => {
 
 describe('computeSchedule (docs/internals.md "Schedule numbers")', () => {
   const base = {datasetSize: 20000, globalBatch: 256, epochs: 1000, warmupEpochs: 10, baseLr: 1.0,
-    lrScaling: 'none' as const, tauBase: 0.99, microBatch: 0};
+    lrScaling: 'none' as const, tauBase: 0.99, tauSchedule: 'cosine' as const, microBatch: 0};
   test('cifar subset: 78 steps/epoch, K = 78000, warmup 780', () => {
     const s = computeSchedule(base, 4);
-    expect(s).toEqual({totalSteps: 78000, warmupSteps: 780, peakLr: 1.0, tauBase: 0.99, stepsPerEpoch: 78,
+    expect(s).toEqual({totalSteps: 78000, warmupSteps: 780, peakLr: 1.0, tauBase: 0.99, tauSchedule: 'cosine', stepsPerEpoch: 78,
       globalBatch: 256, microBatch: 64, accumulation: 1});
   });
   test('linear scaling: 0.2 * 4096 / 256 = 3.2; ImageNet 1000 ep: 312 steps/epoch', () => {
@@ -86,7 +89,7 @@ describe('shared vectors agree with Python to 1e-12', () => {
     expect(cases.length).toBeGreaterThan(0);
     for (const c of cases) {
       expect(Math.abs(lrAt(c.k, c.K, c.warmupSteps, c.peakLr) - c.lr)).toBeLessThanOrEqual(1e-12);
-      expect(Math.abs(tauAt(c.k, c.K, c.tauBase) - c.tau)).toBeLessThanOrEqual(1e-12);
+      expect(Math.abs(tauAt(c.k, c.K, c.tauBase, c.tauSchedule) - c.tau)).toBeLessThanOrEqual(1e-12);
     }
   });
 });

@@ -18,7 +18,7 @@ function job(id: string, over: Partial<Job> = {}): Job {
     id, name: id, priority: 0, state: 'QUEUED',
     spec: {apiVersion: 'byol/v1', kind: 'PretrainJob', metadata: {name: id}, spec: {data: {format: 'synthetic'}}},
     specHash: 'h'.repeat(64),
-    schedule: {totalSteps: 10, warmupSteps: 1, peakLr: 1, tauBase: 0.99, stepsPerEpoch: 5, globalBatch: 8, microBatch: 4, accumulation: 1},
+    schedule: {totalSteps: 10, warmupSteps: 1, peakLr: 1, tauBase: 0.99, tauSchedule: 'cosine', stepsPerEpoch: 5, globalBatch: 8, microBatch: 4, accumulation: 1},
     submittedAtMs: 1000, startedAtMs: null, finishedAtMs: null, step: 0, totalSteps: 10, generation: 0,
     message: null, result: null, ...over,
   };

@@ -38,7 +38,7 @@ function arg(name: string, dflt: number): number {
 function fakeJob(id: string, ranks: number, steps: number): Job {
   return {
     id, name: id, priority: 0, state: 'RUNNING', spec: {apiVersion: 'byol/v1', kind: 'PretrainJob', metadata: {name: id}, spec: {}},
-    specHash: 'bench', schedule: {totalSteps: steps, warmupSteps: 0, peakLr: 0.2, tauBase: 0.99, stepsPerEpoch: 100,
+    specHash: 'bench', schedule: {totalSteps: steps, warmupSteps: 0, peakLr: 0.2, tauBase: 0.99, tauSchedule: 'cosine', stepsPerEpoch: 100,
       globalBatch: ranks * 8, microBatch: 8, accumulation: 1},
     submittedAtMs: Date.now(), startedAtMs: Date.now(), finishedAtMs: null, step: 0, totalSteps: steps, generation: 1,
     message: null, result: null,

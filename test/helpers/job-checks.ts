@@ -54,6 +54,6 @@ export async function expectCompleteSchedule(c: TestCoordinator, jobId: string):
   c.api.metrics(jobId).forEach((p, k) => {
     expect(p.step).toBe(k);
     expect(p.lr).toBeCloseTo(lrAt(k, K, s.warmupSteps, s.peakLr), 9);
-    expect(p.tau).toBeCloseTo(tauAt(k, K, s.tauBase), 9);
+    expect(p.tau).toBeCloseTo(tauAt(k, K, s.tauBase, s.tauSchedule), 9);
   });
 }

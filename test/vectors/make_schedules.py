@@ -10,15 +10,16 @@ import sys
 
 from byol_worker.schedules import lr_at, tau_at
 
-# (K, warmupSteps, peakLr, tauBase): the paper's 1000-epoch run at B=4096, the CIFAR preset
+# (K, warmupSteps, peakLr, tauBase, tauSchedule): the paper's 1000-epoch run at B=4096, the CIFAR preset
 # (195 steps/epoch x 1000 epochs, 10 warmup epochs), and small/edge combinations.
 COMBOS = [
-    (312784, 3127, 3.2, 0.996),
-    (195000, 1950, 1.0, 0.99),
-    (1000, 100, 0.45, 0.99),
-    (10, 3, 0.2, 0.97),
-    (7, 0, 2.0, 0.9995),
-    (1, 0, 0.1, 0.996),
+    (312784, 3127, 3.2, 0.996, "cosine"),
+    (195000, 1950, 1.0, 0.99, "cosine"),
+    (1000, 100, 0.45, 0.99, "cosine"),
+    (10, 3, 0.2, 0.97, "cosine"),
+    (7, 0, 2.0, 0.9995, "cosine"),
+    (1, 0, 0.1, 0.996, "cosine"),
+    (1248, 0, 0.06, 0.99, "constant"),  # lightly's CIFAR-10 recipe: constant tau
 ]
 
 
@@ -29,10 +30,11 @@ def steps(K: int, warmup: int) -> list[int]:
 
 def main() -> None:
     cases = []
-    for K, warmup, peak, tau_base in COMBOS:
+    for K, warmup, peak, tau_base, tau_schedule in COMBOS:
         for k in steps(K, warmup):
-            cases.append({"K": K, "warmupSteps": warmup, "peakLr": peak, "tauBase": tau_base, "k": k,
-                          "lr": lr_at(k, K, warmup, peak), "tau": tau_at(k, K, tau_base)})
+            cases.append({"K": K, "warmupSteps": warmup, "peakLr": peak, "tauBase": tau_base,
+                          "tauSchedule": tau_schedule, "k": k, "lr": lr_at(k, K, warmup, peak),
+                          "tau": tau_at(k, K, tau_base, tau_schedule)})
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schedules.json")
     rows = ",\n".join("  " + json.dumps(c) for c in cases)  # one case per line, repr floats
     with open(out, "w", encoding="utf-8") as f:

@@ -1,16 +1,22 @@
-"""Batched on-device BYOL augmentations (byol-spec.md §5, official-code details).
+"""Batched on-device BYOL augmentations (byol-spec.md §5).
 
 Random draws happen on the CPU for the whole global batch (`ViewAugment.sample`), so every rank
 slices the same parameters (`Params.slice`) and the views do not depend on the world size. The
 pixel work (`ViewAugment.apply`) runs batched on the device in float32:
 
-  random resized crop (one sample per image, no retries; w = round(sqrt(area*r)), h =
-  round(sqrt(area/r)), clipped) + horizontal flip, both folded into one affine grid, bicubic
-  resampling with grid_sample -> clip [0,1] -> colour jitter gated by one Bernoulli per image, its
-  four ops in a random order per image, clip after each (brightness ADDITIVE, contrast around each
-  channel's spatial mean, saturation and hue through a vectorised RGB<->HSV, as tf.image does) ->
-  grayscale (0.2989, 0.5870, 0.1140) -> separable Gaussian blur (radius int(size/10/2)) ->
-  solarize (x < 0.5 ? x : 1 - x) -> mean/std normalisation.
+  random resized crop + horizontal flip, both folded into one affine grid, resampled with
+  grid_sample -> clip [0,1] -> colour jitter gated by one Bernoulli per image, its four ops in a
+  random order per image, clip after each -> grayscale (0.2989, 0.5870, 0.1140) -> separable
+  Gaussian blur (radius int(size/10/2)) -> solarize (x < 0.5 ? x : 1 - x) -> mean/std normalisation.
+
+Two semantics exist for five of these steps (spec.augment.semantics, docs/augmentations.md):
+
+  | step       | official (tf.image, the paper's code)  | torchvision (solo-learn, lightly)              |
+  | crop       | one draw, w and h clipped to the image  | up to 10 draws, first that fits, else centre  |
+  | resample   | bicubic                                 | bilinear (lightly) or bicubic (solo-learn)    |
+  | brightness | x + delta, delta in [-b, b]             | x * f, f in [1-b, 1+b]                         |
+  | contrast   | around each channel's mean              | around the image's grayscale mean             |
+  | saturation | HSV saturation scaled                   | blend with the grayscale image                |
 
 Differences from the official code, on purpose: blur pads by reflection (official: zero 'SAME'
 padding, which darkens borders); PyTorch's bicubic uses a = -0.75 (TF: -0.5).
@@ -24,6 +30,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+SEMANTICS = {  # spec.augment.semantics: each key's allowed values, the official code's first
+    "crop": ("single-draw", "rejection"),
+    "resample": ("bicubic", "bilinear"),
+    "brightness": ("additive", "multiplicative"),
+    "contrast": ("channel-mean", "gray-mean"),
+    "saturation": ("hsv", "gray-blend"),
+}
+OFFICIAL = {k: v[0] for k, v in SEMANTICS.items()}
+CROP_ATTEMPTS = 10  # torchvision RandomResizedCrop
 _VIEW_KEYS = ("cropScale", "cropRatio", "flipProb", "jitterProb", "brightness", "contrast", "saturation",
               "hue", "grayscaleProb", "blurProb", "blurSigma", "solarizeProb")
 _GRAY = (0.2989, 0.5870, 0.1140)
@@ -35,12 +50,12 @@ class Params:
     """All random draws for n images (one row per image). Jitter params are neutral where the
     Bernoulli gate was off; blur_sigma is 0 where no blur."""
 
-    crop_scale: torch.Tensor   # area fraction
+    crop_scale: torch.Tensor   # area fraction; [n] for one draw, [n, attempts] for rejection sampling
     crop_logratio: torch.Tensor
     crop_ux: torch.Tensor      # offsets as uniforms in [0, 1)
     crop_uy: torch.Tensor
     flip: torch.Tensor         # bool
-    brightness: torch.Tensor   # additive delta, 0 = none
+    brightness: torch.Tensor   # additive delta (0 = none) or factor (1 = none), per the semantics
     contrast: torch.Tensor     # factor, 1 = none
     saturation: torch.Tensor   # factor, 1 = none
     hue: torch.Tensor          # shift in turns, 0 = none
@@ -58,13 +73,14 @@ class Params:
     def to(self, device: Any) -> "Params":
         return replace(self, **{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
 
-    def hsv_positions(self) -> list[bool]:
+    def hsv_positions(self, hsv_saturation: bool = True) -> list[bool]:
         """Which of the 4 jitter positions need the HSV round trip (skipped when nobody's does)."""
-        active = (self.saturation != 1) | (self.hue != 0)
+        active = (self.hue != 0) | ((self.saturation != 1) if hsv_saturation else False)
         if active.device.type != "cpu":
             return [True] * 4  # deciding would cost a device sync; the round trip is correct anyway
         o = self.order
-        return [bool((active & ((o[:, j] == SATURATION) | (o[:, j] == HUE))).any()) for j in range(4)]
+        ops = (o == HUE) | ((o == SATURATION) if hsv_saturation else False)
+        return [bool((active & ops[:, j]).any()) for j in range(4)]
 
 
 def _range(cfg: dict, key: str, lo_min: float = 0.0) -> tuple[float, float]:
@@ -77,7 +93,8 @@ def _range(cfg: dict, key: str, lo_min: float = 0.0) -> tuple[float, float]:
 class ViewAugment:
     """One view's augmentation (spec.augment.view1 or view2) to `image_size` square outputs."""
 
-    def __init__(self, view_cfg: dict[str, Any], image_size: int, normalize: dict[str, Any], name: str = "view"):
+    def __init__(self, view_cfg: dict[str, Any], image_size: int, normalize: dict[str, Any], name: str = "view",
+                 semantics: dict[str, str] | None = None):
         missing = [k for k in _VIEW_KEYS if k not in view_cfg]
         if missing:
             raise ValueError(f"augment.{name}: missing {', '.join(missing)} (resolve the spec with its presets first)")
@@ -89,7 +106,7 @@ class ViewAugment:
         if self.scale[1] > 1.0 or self.scale[0] <= 0:
             raise ValueError(f"augment.{name}.cropScale: must lie in (0, 1], got {c['cropScale']}")
         r = _range(c, "cropRatio", 1e-6)
-        self.logratio = (math.log(r[0]), math.log(r[1]))
+        self.ratio, self.logratio = r, (math.log(r[0]), math.log(r[1]))
         self.sigma = _range(c, "blurSigma", 1e-6)
         self.p = {k: float(c[k]) for k in ("flipProb", "jitterProb", "grayscaleProb", "blurProb", "solarizeProb")}
         for k, v in self.p.items():
@@ -104,6 +121,11 @@ class ViewAugment:
         if (self.std <= 0).any():
             raise ValueError(f"augment.normalize.std: must be > 0, got {normalize['std']}")
         self.blur_radius = int(self.size / 10 / 2)  # kernel size = size/10 [DM augmentations.py]
+        self.sem = dict(OFFICIAL, **(semantics or {}))
+        for k, v in self.sem.items():
+            if k not in SEMANTICS or v not in SEMANTICS[k]:
+                allowed = ", ".join(f"{key}: {'|'.join(vals)}" for key, vals in SEMANTICS.items())
+                raise ValueError(f"augment.semantics.{k}: {v!r} is not one of ({allowed})")
 
     def sample(self, n: int, generator: torch.Generator) -> Params:
         """Draw every random number for n images on the CPU, in a fixed order."""
@@ -116,11 +138,19 @@ class ViewAugment:
             return torch.rand(n, generator=g) < p
 
         b, c, s, h = self.jitter
-        crop_scale, crop_logratio = u(*self.scale), u(*self.logratio)
-        crop_ux, crop_uy = u(), u()
+        if self.sem["crop"] == "rejection":
+            shape = (n, CROP_ATTEMPTS)
+            crop_scale, crop_logratio = (lo + (hi - lo) * torch.rand(shape, generator=g)
+                                         for lo, hi in (self.scale, self.logratio))
+            crop_ux, crop_uy = torch.rand(shape, generator=g), torch.rand(shape, generator=g)
+        else:
+            crop_scale, crop_logratio = u(*self.scale), u(*self.logratio)
+            crop_ux, crop_uy = u(), u()
         flip = bern(self.p["flipProb"])
         gate = bern(self.p["jitterProb"])
-        brightness, contrast, saturation, hue = u(-b, b), u(1 - c, 1 + c), u(1 - s, 1 + s), u(-h, h)
+        additive = self.sem["brightness"] == "additive"
+        brightness = u(-b, b) if additive else u(max(0.0, 1 - b), 1 + b)
+        contrast, saturation, hue = u(max(0.0, 1 - c), 1 + c), u(max(0.0, 1 - s), 1 + s), u(-h, h)
         order = torch.argsort(torch.rand(n, 4, generator=g), dim=1)
         gray = bern(self.p["grayscaleProb"])
         blur = bern(self.p["blurProb"])
@@ -128,7 +158,7 @@ class ViewAugment:
         solarize = bern(self.p["solarizeProb"])
         return Params(
             crop_scale, crop_logratio, crop_ux, crop_uy, flip,
-            torch.where(gate, brightness, 0.0), torch.where(gate, contrast, 1.0),
+            torch.where(gate, brightness, 0.0 if additive else 1.0), torch.where(gate, contrast, 1.0),
             torch.where(gate, saturation, 1.0), torch.where(gate, hue, 0.0), order,
             gray, torch.where(blur, sigma, 0.0), solarize,
         )
@@ -139,7 +169,7 @@ class ViewAugment:
             raise ValueError(f"augment: expected a uint8 NHWC batch with 3 channels, got {x.dtype} {tuple(x.shape)}")
         if x.shape[0] != len(p):
             raise ValueError(f"augment: batch has {x.shape[0]} images but params were drawn for {len(p)}")
-        hsv_at = p.hsv_positions()
+        hsv_at = p.hsv_positions(self.sem["saturation"] == "hsv")
         p = p.to(x.device)
         img = x.permute(0, 3, 1, 2).float().div_(255.0)
         out = self._crop_flip(img, p)
@@ -159,7 +189,7 @@ class ViewAugment:
 
     def _crop_flip(self, img: torch.Tensor, p: Params) -> torch.Tensor:
         n, _, H, W = img.shape
-        x0, y0, w, h = crop_boxes(p, H, W)
+        x0, y0, w, h = crop_boxes(p, H, W, self.ratio)
         # align_corners=False: normalised -1..1 spans pixel edges 0..W, so output centres land at
         # x0 + (i + 0.5) * w / size; a negative x-scale mirrors the crop (the flip)
         sx = torch.where(p.flip, -w / W, w / W)
@@ -167,23 +197,30 @@ class ViewAugment:
         theta[:, 0, 0], theta[:, 0, 2] = sx, (2 * x0 + w) / W - 1
         theta[:, 1, 1], theta[:, 1, 2] = h / H, (2 * y0 + h) / H - 1
         grid = F.affine_grid(theta, [n, 3, self.size, self.size], align_corners=False)
-        out = F.grid_sample(img, grid, mode="bicubic", padding_mode="border", align_corners=False)
+        out = F.grid_sample(img, grid, mode=self.sem["resample"], padding_mode="border", align_corners=False)
         return out.clamp_(0.0, 1.0)
 
     def _jitter(self, x: torch.Tensor, p: Params, hsv_at: list[bool]) -> torch.Tensor:
         # At each of the 4 positions every image runs its own op; the other ops get neutral
         # parameters there (delta 0, factor 1, shift 0), so one batched pass per position suffices.
+        additive, gray_w = self.sem["brightness"] == "additive", self._on(x.device)[0]
         for j in range(4):
             op = p.order[:, j]
-            b = torch.where(op == BRIGHTNESS, p.brightness, 0.0).view(-1, 1, 1, 1)
+            b = torch.where(op == BRIGHTNESS, p.brightness, 0.0 if additive else 1.0).view(-1, 1, 1, 1)
             c = torch.where(op == CONTRAST, p.contrast, 1.0).view(-1, 1, 1, 1)
-            x = (x + b).clamp_(0.0, 1.0)
-            mean = x.mean(dim=(2, 3), keepdim=True)
+            s = torch.where(op == SATURATION, p.saturation, 1.0)
+            x = (x + b if additive else x * b).clamp_(0.0, 1.0)
+            if self.sem["contrast"] == "channel-mean":
+                mean = x.mean(dim=(2, 3), keepdim=True)
+            else:
+                mean = (x * gray_w).sum(1, keepdim=True).mean(dim=(2, 3), keepdim=True)
             x = ((x - mean) * c + mean).clamp_(0.0, 1.0)
+            if self.sem["saturation"] == "gray-blend":
+                luma = (x * gray_w).sum(1, keepdim=True)
+                x = ((x - luma) * s.view(-1, 1, 1, 1) + luma).clamp_(0.0, 1.0)
             if hsv_at[j]:
-                s = torch.where(op == SATURATION, p.saturation, 1.0)
                 h = torch.where(op == HUE, p.hue, 0.0)
-                x = adjust_hsv(x, s, h)
+                x = adjust_hsv(x, s if self.sem["saturation"] == "hsv" else torch.ones_like(s), h)
         return x
 
     def _blur(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -198,17 +235,40 @@ class ViewAugment:
         return y.view(n, ch, H, W)
 
 
-def crop_boxes(p: Params, H: int, W: int) -> tuple[torch.Tensor, ...]:
-    """Pixel boxes (x0, y0, w, h) as float tensors: one sample per image, no retries [DM dataset.py]:
-    w = round(sqrt(area*r)), h = round(sqrt(area/r)) with area = scale*H*W, each clipped to the
-    image; offsets uniform over the valid integer positions."""
+def crop_boxes(p: Params, H: int, W: int, ratio_range: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[torch.Tensor, ...]:
+    """Pixel boxes (x0, y0, w, h) as float tensors, w = round(sqrt(area*r)), h = round(sqrt(area/r)) with
+    area = scale*H*W and offsets uniform over the valid integer positions.
+
+    One draw per image (1-D params) is the official code's: w and h clipped to the image [DM dataset.py].
+    Several draws (2-D params) are torchvision's RandomResizedCrop: the first draw that fits the image, else
+    the whole image cut to the nearest aspect ratio in `ratio_range`, centred."""
     area = p.crop_scale * (H * W)
     ratio = torch.exp(p.crop_logratio)
-    w = torch.round(torch.sqrt(area * ratio)).clamp(1, W)
-    h = torch.round(torch.sqrt(area / ratio)).clamp(1, H)
-    x0 = torch.minimum(torch.floor(p.crop_ux * (W - w + 1)), W - w)
-    y0 = torch.minimum(torch.floor(p.crop_uy * (H - h + 1)), H - h)
+    w, h = torch.round(torch.sqrt(area * ratio)), torch.round(torch.sqrt(area / ratio))
+    if p.crop_scale.dim() == 1:
+        w, h = w.clamp(1, W), h.clamp(1, H)
+        ux, uy = p.crop_ux, p.crop_uy
+    else:
+        fits = (w >= 1) & (w <= W) & (h >= 1) & (h <= H)
+        first = torch.argmax(fits.to(torch.uint8), dim=1, keepdim=True)  # index of the first True (0 if none)
+        w, h, ux, uy = (t.gather(1, first).squeeze(1) for t in (w, h, p.crop_ux, p.crop_uy))
+        fallback = ~fits.any(dim=1)
+    x0 = torch.minimum(torch.floor(ux * (W - w + 1)), W - w)
+    y0 = torch.minimum(torch.floor(uy * (H - h + 1)), H - h)
+    if p.crop_scale.dim() == 2 and bool(fallback.any()):
+        fw, fh = _centre_crop(H, W, *ratio_range)
+        w, h = torch.where(fallback, fw, w), torch.where(fallback, fh, h)
+        x0, y0 = torch.where(fallback, float((W - fw) // 2), x0), torch.where(fallback, float((H - fh) // 2), y0)
     return x0, y0, w, h
+
+
+def _centre_crop(H: int, W: int, ratio_lo: float, ratio_hi: float) -> tuple[float, float]:
+    """torchvision's fallback box: the whole image, cut to the nearest aspect ratio in [lo, hi]."""
+    if W / H < ratio_lo:
+        return float(W), float(round(W / ratio_lo))
+    if W / H > ratio_hi:
+        return float(round(H * ratio_hi)), float(H)
+    return float(W), float(H)
 
 
 def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:

@@ -76,6 +76,7 @@ def schedule_from_plan(p: dict) -> agent_pb2.ScheduleState:
     """spec.plan()'s camelCase numbers -> the proto ScheduleState the coordinator would send."""
     return agent_pb2.ScheduleState(
         total_steps=p["totalSteps"], warmup_steps=p["warmupSteps"], peak_lr=p["peakLr"], tau_base=p["tauBase"],
+        tau_schedule=p.get("tauSchedule", "cosine"),
         steps_per_epoch=p["stepsPerEpoch"], global_batch=p["globalBatch"], micro_batch=p["microBatch"],
         accumulation=p["accumulation"])
 

@@ -15,11 +15,19 @@ def _check(k: int, K: int) -> None:
         raise ValueError(f"step k must be >= 0, got {k}")
 
 
-def tau_at(k: int, K: int, tau_base: float) -> float:
-    """tau(k) = 1 - (1 - tau_base) * (cos(pi * min(k, K) / K) + 1) / 2; tau(0) = tau_base."""
+TAU_SCHEDULES = ("cosine", "constant")
+
+
+def tau_at(k: int, K: int, tau_base: float, schedule: str = "cosine") -> float:
+    """cosine: tau(k) = 1 - (1 - tau_base) * (cos(pi * min(k, K) / K) + 1) / 2, so tau(0) = tau_base and tau(K) = 1
+    [P §3.3]; constant: tau(k) = tau_base (lightly's CIFAR-10 benchmark, lucidrains)."""
     _check(k, K)
     if not 0.0 <= tau_base <= 1.0:
         raise ValueError(f"tauBase must be in [0, 1], got {tau_base}")
+    if schedule == "constant":
+        return tau_base
+    if schedule not in ("", "cosine"):
+        raise ValueError(f"tauSchedule must be one of {', '.join(TAU_SCHEDULES)}, got {schedule!r}")
     return 1.0 - (1.0 - tau_base) * (math.cos(math.pi * min(k, K) / K) + 1.0) / 2.0
 
 

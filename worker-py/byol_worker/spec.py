@@ -333,7 +333,7 @@ def plan(resolved: dict, world_size: int, dataset_size: int) -> dict:
     peak = base * B / 256 if s["optimizer"]["lrScaling"] == "linear" else base
     b, a = split_batch(B, world_size, int(s["train"]["microBatch"]))
     return {"stepsPerEpoch": spe, "totalSteps": K, "warmupSteps": warmup, "peakLr": float(peak),
-            "tauBase": float(s["ema"]["base"]), "globalBatch": B, "microBatch": b, "accumulation": a}
+            "tauBase": float(s["ema"]["base"]), "tauSchedule": s["ema"].get("schedule", "cosine"), "globalBatch": B, "microBatch": b, "accumulation": a}
 
 
 def _js_number(x: float | int) -> str:

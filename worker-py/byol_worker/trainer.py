@@ -227,7 +227,7 @@ class _Run:
         from .augment import ViewAugment
         aug = self.spec["augment"]
         size = int(self.spec["data"]["imageSize"])
-        return [ViewAugment(aug["view1"], size, aug["normalize"]), ViewAugment(aug["view2"], size, aug["normalize"])]
+        return [ViewAugment(aug[v], size, aug["normalize"], v, aug.get("semantics")) for v in ("view1", "view2")]
 
     def _resume(self, path: str) -> None:
         import torch
@@ -319,7 +319,7 @@ class _Run:
             p1, p2 = view_params(self.augs, self.seed, k, lo, hi, self.B, self.device)
             v1, v2 = self.augs[0].apply(x, p1), self.augs[1].apply(x, p2)
             micro = [(v1[i * self.b:(i + 1) * self.b], v2[i * self.b:(i + 1) * self.b]) for i in range(self.acc)]
-            lr, tau = lr_at(k, self.K, int(self.sch.warmup_steps), float(self.sch.peak_lr)), tau_at(k, self.K, float(self.sch.tau_base))
+            lr, tau = lr_at(k, self.K, int(self.sch.warmup_steps), float(self.sch.peak_lr)), tau_at(k, self.K, float(self.sch.tau_base), self.sch.tau_schedule)
             out = self.step.run(micro, lr, tau)
             done = k + 1
             r.losses[k], r.z_std[k], r.step = out["loss"], out["z_std"], done

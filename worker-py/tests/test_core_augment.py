@@ -207,3 +207,78 @@ def test_cuda_matches_cpu():
     x = _rand(n=8, hw=40)
     p = aug.sample(8, torch.Generator().manual_seed(9))
     torch.testing.assert_close(aug.apply(x.cuda(), p.to("cuda")).cpu(), aug.apply(x, p), atol=1e-4, rtol=0)
+
+
+# ---------------------------------------------------------------- torchvision semantics (solo-learn, lightly)
+
+TV = {"crop": "rejection", "resample": "bilinear", "brightness": "multiplicative", "contrast": "gray-mean",
+      "saturation": "gray-blend"}
+
+
+def _tv(size=32, **over):
+    return ViewAugment({**OFF, **over}, size, IDENTITY_NORM, semantics=TV)
+
+
+def test_brightness_is_a_factor_in_torchvision_semantics():
+    aug = _tv(jitterProb=1.0, brightness=0.4)
+    x = _const([128, 128, 128], n=64)
+    p = aug.sample(64, torch.Generator().manual_seed(3))
+    out = aug.apply(x, p)
+    assert p.brightness.min() >= 0.6 and p.brightness.max() <= 1.4 and p.brightness.min() < 0.8
+    expected = (128 / 255 * p.brightness).clamp(0, 1).view(-1, 1, 1, 1).expand_as(out)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    off = _tv(jitterProb=0.0, brightness=0.4)  # gated off: factor 1, the image unchanged
+    torch.testing.assert_close(_run(off, x), _nchw(x), atol=1e-6, rtol=0)
+
+
+def test_contrast_around_the_grayscale_mean_and_saturation_as_a_grey_blend():
+    x = _rand(n=16)
+    src = _nchw(x)
+    gray_w = torch.tensor([0.2989, 0.5870, 0.1140]).view(1, 3, 1, 1)
+    aug = _tv(jitterProb=1.0, contrast=0.4)
+    p = aug.sample(16, torch.Generator().manual_seed(4))
+    mean = (src * gray_w).sum(1, keepdim=True).mean(dim=(2, 3), keepdim=True)  # one scalar per image
+    expected = ((src - mean) * p.contrast.view(-1, 1, 1, 1) + mean).clamp(0, 1)
+    torch.testing.assert_close(aug.apply(x, p), expected, atol=1e-5, rtol=0)
+    aug = _tv(jitterProb=1.0, saturation=0.5)
+    p = aug.sample(16, torch.Generator().manual_seed(5))
+    luma = (src * gray_w).sum(1, keepdim=True)
+    expected = ((src - luma) * p.saturation.view(-1, 1, 1, 1) + luma).clamp(0, 1)
+    torch.testing.assert_close(aug.apply(x, p), expected, atol=1e-5, rtol=0)
+
+
+def test_rejection_crop_takes_the_first_draw_that_fits_else_the_centre():
+    p = _tv().sample(3, torch.Generator())
+    s, r, u = torch.ones(3, 10), torch.zeros(3, 10), torch.zeros(3, 10)
+    # image 0: draw 0 (area 1, r = 4/3 -> w = 115 > 100) does not fit; draw 1 (area 0.25, r = 1 -> 50x50) does
+    r[0, 0], s[0, 1], u[0, 1] = math.log(4 / 3), 0.25, 0.999
+    # image 1: no draw fits (all 115 x 87): torchvision's fallback is the whole (square) image, centred
+    r[1] = math.log(4 / 3)
+    # image 2: draw 0 fits at once
+    s[2, 0] = 0.09
+    p = replace(p, crop_scale=s, crop_logratio=r, crop_ux=u, crop_uy=u.clone())
+    x0, y0, w, h = crop_boxes(p, 100, 100, (3 / 4, 4 / 3))
+    assert w.tolist() == [50, 100, 30] and h.tolist() == [50, 100, 30]
+    assert x0.tolist() == [50, 0, 0] and y0.tolist() == [50, 0, 0]  # floor(0.999 * 51) = 50
+    # a wide image with no fitting draw: cut to the widest allowed ratio (4/3), centred
+    p = replace(p, crop_scale=torch.ones(1, 10), crop_logratio=torch.full((1, 10), math.log(4 / 3)) + 1,
+                crop_ux=torch.zeros(1, 10), crop_uy=torch.zeros(1, 10))
+    x0, y0, w, h = crop_boxes(p, 30, 90, (3 / 4, 4 / 3))
+    assert (w.item(), h.item(), x0.item(), y0.item()) == (40, 30, 25, 0)
+
+
+def test_bilinear_resampling_of_a_crop_is_plain_bilinear_interpolation():
+    import torch.nn.functional as F
+    aug = _tv(size=32)
+    x = _rand(n=2, hw=32)
+    p = aug.sample(2, torch.Generator().manual_seed(0))
+    p = replace(p, crop_scale=torch.full((2, 10), 0.25), crop_logratio=torch.zeros(2, 10),
+                crop_ux=torch.zeros(2, 10), crop_uy=torch.zeros(2, 10))  # the top-left 16x16 box
+    expected = F.interpolate(_nchw(x)[:, :, :16, :16], size=(32, 32), mode="bilinear", align_corners=False)
+    # the last row and column sample half a pixel past the box, which grid_sample takes from the image
+    torch.testing.assert_close(aug.apply(x, p)[..., :31, :31], expected[..., :31, :31], atol=1e-5, rtol=0)
+
+
+def test_unknown_semantics_name_the_field():
+    with pytest.raises(ValueError, match=r"augment.semantics.crop: 'random'.*crop: single-draw\|rejection"):
+        ViewAugment(OFF, 32, IDENTITY_NORM, semantics={"crop": "random"})

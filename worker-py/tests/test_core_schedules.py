@@ -51,7 +51,7 @@ def test_matches_shared_vectors():
     assert (312784, 3127) in keys
     for c in cases:
         assert abs(lr_at(c["k"], c["K"], c["warmupSteps"], c["peakLr"]) - c["lr"]) <= 1e-12, c
-        assert abs(tau_at(c["k"], c["K"], c["tauBase"]) - c["tau"]) <= 1e-12, c
+        assert abs(tau_at(c["k"], c["K"], c["tauBase"], c["tauSchedule"]) - c["tau"]) <= 1e-12, c
     # the file must carry the boundary cases the TypeScript side relies on
     big = [c for c in cases if c["K"] == 312784]
     assert {0, 3126, 3127, 156392, 312783, 312784} <= {c["k"] for c in big}
@@ -63,3 +63,10 @@ def test_lr_is_clipped_at_K_like_the_official_code():
     assert lr_at(1000, 1000, 100, 0.45) == 0.0
     assert lr_at(1500, 1000, 100, 0.45) == 0.0
     assert lr_at(2000, 1000, 100, 0.45) == 0.0
+
+
+def test_constant_tau_stays_at_its_base_and_unknown_schedules_are_refused():
+    assert [tau_at(k, 10, 0.99, "constant") for k in (0, 5, 10, 20)] == [0.99] * 4
+    assert tau_at(5, 10, 0.99, "") == tau_at(5, 10, 0.99, "cosine")  # an empty proto field means cosine
+    with pytest.raises(ValueError, match="tauSchedule must be one of cosine, constant"):
+        tau_at(0, 10, 0.99, "linear")

@@ -217,13 +217,15 @@ def test_byol_cifar_preset_resolves_to_documented_numbers(tmp_path):
     assert (o["name"], o["baseLr"], o["lrScaling"], o["weightDecay"], o["momentum"], o["trustCoefficient"],
             o["larsClip"], o["excludeBiasAndNorm"], o["warmupEpochs"]) == \
         ("lars", 1.0, "none", 1e-5, 0.9, 0.02, True, True, 10)
-    assert s["ema"] == {"base": 0.99}
+    assert s["ema"] == {"base": 0.99, "schedule": "cosine"}
     assert s["train"]["globalBatch"] == 256 and s["train"]["epochs"] == 1000
     v1, v2 = s["augment"]["view1"], s["augment"]["view2"]
     assert v1["flipProb"] == 0.25 and v1["cropScale"] == [0.2, 1.0] and v1["blurProb"] == 0.0  # merged
     assert v1["jitterProb"] == 0.8 and v1["solarizeProb"] == 0.0
     assert v2["blurProb"] == 0.0 and v2["solarizeProb"] == 0.2 and v2["cropScale"] == [0.08, 1.0]
     assert s["augment"]["normalize"]["mean"] == [0.4914, 0.4822, 0.4465]
+    assert s["augment"]["semantics"] == {"crop": "rejection", "resample": "bicubic", "brightness": "multiplicative",
+                                         "contrast": "gray-mean", "saturation": "gray-blend"}  # torchvision, as solo-learn
     assert s["resources"] == {"workers": 4, "minWorkers": 4, "device": "auto", "threadsPerWorker": 0}
     assert "_source" not in str(r) and "_comment" not in str(r)
     assert r["metadata"] == {"name": "c"} and s["preset"] == "byol-cifar"
@@ -244,7 +246,7 @@ def test_default_preset_is_the_paper(tmp_path):
 def test_plan_by_hand():
     r = load_spec(edit("spec.data", {"format": "synthetic"})(base_doc()))
     p = plan(r, 1, 20000)   # byol-cifar: B 256, 1000 epochs, 10 warmup epochs, lr 1.0 unscaled
-    assert p == {"stepsPerEpoch": 78, "totalSteps": 78000, "warmupSteps": 780, "peakLr": 1.0, "tauBase": 0.99,
+    assert p == {"stepsPerEpoch": 78, "totalSteps": 78000, "warmupSteps": 780, "peakLr": 1.0, "tauBase": 0.99, "tauSchedule": "cosine",
                  "globalBatch": 256, "microBatch": 256, "accumulation": 1}
     assert plan(r, 4, 20000)["microBatch"] == 64
     with pytest.raises(SpecError) as ei:

@@ -55,7 +55,7 @@ export function jobDetails(j: JobView): string {
     `epoch:       ${j.epoch}`,
     `generation:  ${j.generation}`,
     `workers:     ${j.workers.length === 0 ? '-' : j.workers.map((w) => printable(`rank ${w.rank} ${w.agentId}@${w.host}/${w.deviceId}`)).join(', ')}`,
-    `schedule:    K ${j.schedule.totalSteps}, warmup ${j.schedule.warmupSteps}, peak LR ${j.schedule.peakLr}, tau base ${j.schedule.tauBase}, B ${j.schedule.globalBatch}`,
+    `schedule:    K ${j.schedule.totalSteps}, warmup ${j.schedule.warmupSteps}, peak LR ${j.schedule.peakLr}, tau base ${j.schedule.tauBase}${j.schedule.tauSchedule === 'constant' ? ' (constant)' : ''}, B ${j.schedule.globalBatch}`,
     `submitted:   ${new Date(j.submittedAtMs).toISOString()}`,
   ];
   if (j.result) lines.push(`result:      ${JSON.stringify(j.result)}`);

@@ -30,6 +30,7 @@ export interface ScheduleState {
   warmupSteps: number;
   peakLr: number;         // baseLr, scaled by B/256 when lrScaling = linear
   tauBase: number;
+  tauSchedule: 'cosine' | 'constant'; // spec.ema.schedule
   stepsPerEpoch: number;
   globalBatch: number;    // B
   microBatch: number;     // b per rank

@@ -10,9 +10,15 @@ export function lrAt(k: number, K: number, warmupSteps: number, peakLr: number):
   return peakLr * 0.5 * (1 + Math.cos((Math.PI * (Math.min(k, K) - warmupSteps)) / (K - warmupSteps)));
 }
 
-/** tau_k = 1 - (1 - tauBase) * (cos(pi * min(k, K) / K) + 1) / 2; tau(0) = tauBase, tau(K) = 1. */
-export function tauAt(k: number, K: number, tauBase: number): number {
+/**
+ * cosine: tau_k = 1 - (1 - tauBase) * (cos(pi * min(k, K) / K) + 1) / 2, so tau(0) = tauBase and tau(K) = 1;
+ * constant: tau_k = tauBase (lightly's CIFAR-10 benchmark).
+ */
+export function tauAt(k: number, K: number, tauBase: number, schedule: TauSchedule = 'cosine'): number {
+  if (schedule === 'constant') return tauBase;
   return 1 - ((1 - tauBase) * (Math.cos((Math.PI * Math.min(k, K)) / K) + 1)) / 2;
 }
+
+export type TauSchedule = 'cosine' | 'constant';
 
 export {computeSchedule, splitBatch, type ScheduleInputs} from './schedule-state';

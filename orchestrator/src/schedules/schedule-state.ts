@@ -10,6 +10,7 @@ export interface ScheduleInputs {
   baseLr: number;
   lrScaling: 'linear' | 'none';
   tauBase: number;
+  tauSchedule: 'cosine' | 'constant';
   microBatch: number;    // train.microBatch, 0 = B / W
 }
 
@@ -55,7 +56,7 @@ export function computeSchedule(inp: ScheduleInputs, W: number): ScheduleState {
   const warmupSteps = Math.min(Math.floor(inp.warmupEpochs * stepsPerEpoch), totalSteps - 1);
   const peakLr = inp.lrScaling === 'linear' ? (inp.baseLr * B) / 256 : inp.baseLr;
   return {
-    totalSteps, warmupSteps, peakLr, tauBase: inp.tauBase, stepsPerEpoch, globalBatch: B,
+    totalSteps, warmupSteps, peakLr, tauBase: inp.tauBase, tauSchedule: inp.tauSchedule, stepsPerEpoch, globalBatch: B,
     ...splitBatch(B, W, inp.microBatch),
   };
 }

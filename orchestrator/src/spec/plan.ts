@@ -26,6 +26,7 @@ export function scheduleFor(spec: JobSpec, workers: number, n = datasetSize(spec
     baseLr: s.optimizer.baseLr,
     lrScaling: s.optimizer.lrScaling,
     tauBase: s.ema.base,
+    tauSchedule: s.ema.schedule ?? 'cosine',
     microBatch: s.train.microBatch ?? 0,
   }, workers);
 }
@@ -44,7 +45,7 @@ export function planJob(spec: JobSpec, workers: number, opts: {at?: number[]} = 
   const at = [...new Set(steps)].map((step) => ({
     step,
     lr: lrAt(step, K, st.warmupSteps, st.peakLr),
-    tau: tauAt(step, K, st.tauBase),
+    tau: tauAt(step, K, st.tauBase, st.tauSchedule),
   }));
   const every = (spec.spec as any).checkpoint.everySteps as number;
   const checkpointCount = every > 0 ? Math.ceil(K / every) : 1;

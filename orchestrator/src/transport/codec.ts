@@ -86,7 +86,7 @@ export function encodeCoordinatorMessage(msg: CoordinatorMsg): Buffer {
       hostRendezvous: a.hostRendezvous, rendezvousAddress: a.rendezvousAddress, specJson: a.specJson,
       schedule: {
         totalSteps: s.totalSteps, warmupSteps: s.warmupSteps, peakLr: s.peakLr, tauBase: s.tauBase,
-        stepsPerEpoch: s.stepsPerEpoch, globalBatch: s.globalBatch, microBatch: s.microBatch,
+        tauSchedule: s.tauSchedule, stepsPerEpoch: s.stepsPerEpoch, globalBatch: s.globalBatch, microBatch: s.microBatch,
         accumulation: s.accumulation,
       },
       resumeCheckpoint: a.resumeCheckpoint, checkpointDir: a.checkpointDir,

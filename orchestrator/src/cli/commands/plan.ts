@@ -46,7 +46,7 @@ export function planCommand(ctx: CliContext): CommandModule<GlobalArgs, Args> {
         ['batch', `B ${p.globalBatch} = ${workers} worker(s) x ${p.microBatch} micro-batch x ${p.accumulation} accumulation`],
         ['steps', `${p.stepsPerEpoch} per epoch x ${p.epochs} epochs = ${p.totalSteps} (warmup ${p.warmupSteps})`],
         ['LR', `peak ${p.peakLr} (baseLr ${s.optimizer.baseLr}, lrScaling ${s.optimizer.lrScaling}), cosine to 0`],
-        ['tau', `${p.tauBase} -> 1`],
+        ['tau', p.tauSchedule === 'constant' ? `${p.tauBase} (constant)` : `${p.tauBase} -> 1`],
         ['checkpoints', `${p.checkpointCount} written, ~${mib(p.checkpointBytesEstimate)} each; keep last ${ck.keepLast}` +
           `${ck.everySteps > 0 ? `, every ${ck.everySteps} steps` : ', at the end and on preemption'}`],
       ]));
