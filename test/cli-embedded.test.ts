@@ -74,6 +74,8 @@ test('submit trains here to the end; list, checkpoints and export work on the sa
   expect(sub.out).toMatch(/state +RUNNING -> SUCCEEDED/);
   const id = /submitted job (\S+):/.exec(sub.out)![1];
   expect(sub.out).toMatch(new RegExp(`job ${id} SUCCEEDED`));
+  // the final kNN comes with the same kNN's baselines, measured by the trainer before its first step
+  expect(sub.out).toMatch(/kNN top-1 accuracy of the trained encoder: \d+\.\d\d% \(same kNN before training: random init \d+\.\d\d%, raw pixels \d+\.\d\d%\)/);
   expect(existsSync(join(home, 'server.json'))).toBe(false); // the embedded coordinator stopped
 
   const list = JSON.parse((await cli(['list', '--json', '--home', home])).out);

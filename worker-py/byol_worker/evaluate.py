@@ -106,6 +106,14 @@ def knn_monitor(encoder, resolved: dict, device="cpu", batch_size: int = 256) ->
                     knn["k"], knn["temperature"], knn["bankSize"], knn["querySize"], device, batch_size)
 
 
+def knn_baselines(encoder, resolved: dict, device="cpu", batch_size: int = 256) -> dict:
+    """What training is measured against, with the job's own kNN: the encoder as it is now (call it before the
+    first step: random init) and the raw pixels (normalised, flattened). Keys: knn_top1_random_init,
+    knn_top1_raw_pixels."""
+    return {"knn_top1_random_init": knn_monitor(encoder, resolved, device, batch_size)["top1"],
+            "knn_top1_raw_pixels": knn_monitor(torch.nn.Flatten(), resolved, device, batch_size)["top1"]}
+
+
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float = 1e-4,
                  max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Multinomial logistic regression by L-BFGS on x's device: minimises

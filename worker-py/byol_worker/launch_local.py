@@ -204,7 +204,7 @@ def _supervise(group: LocalGroup, s: dict, total: int, max_steps: int, ckpt_dir:
         else:
             group.signal(signal.SIGKILL)
     old = {sig: signal.signal(sig, relay) for sig in (signal.SIGINT, signal.SIGTERM)}
-    knn, last_log = None, 0.0
+    knn, baselines, last_log = None, {}, 0.0
     try:
         while any(c is None for c in group.exit_codes()):
             for r in group.reports(timeout_s=0.5):
@@ -218,6 +218,7 @@ def _supervise(group: LocalGroup, s: dict, total: int, max_steps: int, ckpt_dir:
             for m in group.metrics():
                 if "knn_top1" in m.extra:
                     knn = m.extra["knn_top1"]
+                baselines.update({k: v for k, v in m.extra.items() if k.startswith("knn_top1_")})
                 if m.rank == 0 and time.monotonic() - last_log > 5:
                     last_log = time.monotonic()
                     log.info("step %d/%d epoch %.2f loss %.4f %.1f img/s", m.step + 1, total, m.epoch, m.loss,
@@ -232,8 +233,11 @@ def _supervise(group: LocalGroup, s: dict, total: int, max_steps: int, ckpt_dir:
     code = next((c for c in codes if c not in (0, 75)), 75 if 75 in codes else 0)
     code = code if code >= 0 else 1  # killed by a signal
     if knn is not None:
-        log.info("final kNN top-1 accuracy: %.4f", knn)
+        log.info("final kNN top-1 accuracy: %.4f (before training, the same kNN: %s)", knn,
+                 ", ".join(f"{k.removeprefix('knn_top1_')} {v:.4f}" for k, v in baselines.items()) or "not measured")
         print(f"knn_top1 {knn:.4f}")
+        for k, v in sorted(baselines.items()):
+            print(f"{k} {v:.4f}")
     if code == 75 and max_steps and signals["n"] == 0:
         log.info("stopped at --max-steps %d with a checkpoint; continue with --resume auto", max_steps)
         return 0

@@ -42,6 +42,7 @@ class RunResult:
     losses: dict[int, float] = field(default_factory=dict)   # k -> this rank's loss
     z_std: dict[int, float] = field(default_factory=dict)    # k -> collapse monitor (0 = collapsed)
     knn_top1: float | None = None
+    baselines: dict = field(default_factory=dict)            # knn_top1_random_init, knn_top1_raw_pixels
     checkpoints: list = field(default_factory=list)          # checkpoint.SaveResult of this rank's saves
     message: str = ""
 
@@ -188,6 +189,7 @@ class _Run:
         self.model = self.prec.prepare_model(model.to(self.device))
         self.opt = build_optimizer(self.model, s["optimizer"])
         self.start = 0
+        self.baselines: dict[str, float] = {}  # measured before the first step, kept in every checkpoint
         self.hash = spec_hash(self.resolved)
         if p.resume_checkpoint:
             self._resume(p.resume_checkpoint)
@@ -217,7 +219,7 @@ class _Run:
         if self.rank == 0:
             self.saver.start()  # rank 0 writes every checkpoint, at least the last one
             self.step.before_update = self.saver.fence
-        self.result = RunResult(exit_code=EXIT_FAILED, step=self.start)
+        self.result = RunResult(exit_code=EXIT_FAILED, step=self.start, baselines=self.baselines)
         log.info("rank %d/%d on %s (%d threads, %s%s): steps %d..%d of K=%d, B=%d = %d ranks x %d x %d accum",
                  self.rank, self.W, self.device, threads, self.prec.name,
                  ", channels-last" if self.prec.channels_last else "", self.start, self.end, self.K, self.B,
@@ -251,6 +253,7 @@ class _Run:
             torch.set_rng_state(ranks[self.rank]["torch"].cpu())
             if "cuda" in ranks[self.rank] and self.device.type == "cuda":
                 torch.cuda.set_rng_state(ranks[self.rank]["cuda"].cpu(), self.device)
+        self.baselines.update(c["state"].get("baselines", {}))
         log.info("resumed from %s at step %d", path, self.start)
 
 
@@ -283,7 +286,8 @@ class _Run:
         if self.rank == 0:
             state = {"step": done, "epoch": done / int(self.sch.steps_per_epoch), "world_size": self.W,
                      "spec_hash": self.hash, "job_id": self.a.proto.job_id, "generation": int(self.a.proto.generation),
-                     "schedule": json_format.MessageToDict(self.sch, preserving_proto_field_name=True)}
+                     "schedule": json_format.MessageToDict(self.sch, preserving_proto_field_name=True),
+                     "baselines": dict(self.baselines)}
             snap = ckpt.Snapshot(done, self.model.state_dict(), self.opt.state_dict(),
                                  {"world_size": self.W, "ranks": states}, state, self.resolved)
             # parameters and optimizer state are copied while the next step's forward and backward run
@@ -312,6 +316,8 @@ class _Run:
         log_every = int(self.spec["train"].get("logEverySteps", 10))
         done = self.start
         stopping = False
+        if self.rank == 0 and knn_on and knn_cfg.get("baselines", False) and not self.baselines:
+            self._measure_baselines()
         t_prev = time.perf_counter()
         for k, x, _labels in self.loader:
             t_data = time.perf_counter() - t_prev
@@ -323,7 +329,7 @@ class _Run:
             out = self.step.run(micro, lr, tau)
             done = k + 1
             r.losses[k], r.z_std[k], r.step = out["loss"], out["z_std"], done
-            extra = {"z_std": out["z_std"]}
+            extra = {"z_std": out["z_std"], **(self.baselines if done == self.start + 1 else {})}
             if self.rank == 0 and knn_on and ((knn_every and done % knn_every == 0) or done == self.end):
                 r.knn_top1 = self._knn()
                 if r.knn_top1 is not None:
@@ -357,7 +363,8 @@ class _Run:
         if not stopping and self.stop.requested:
             stopping = done < self.K
         ok = self.checkpoint(done, wait=True)
-        results = {"knn_top1": r.knn_top1} if r.knn_top1 is not None and done == self.K and self.rank == 0 else None
+        results = ({"knn_top1": r.knn_top1, **self.baselines}
+                   if r.knn_top1 is not None and done == self.K and self.rank == 0 else None)
         self.reporter.progress(done, done / int(self.sch.steps_per_epoch), force=True, results=results)
         if not ok:
             r.exit_code = EXIT_FAILED
@@ -383,6 +390,18 @@ class _Run:
         log.info("kNN monitor: top-1 %.4f (bank %d, queries %d, %.1fs)", res["top1"], res["bank"], res["queries"],
                  res["seconds"])
         return float(res["top1"])
+
+    def _measure_baselines(self) -> None:
+        """kNN of the untrained encoder and of raw pixels, so the final kNN can be read against them."""
+        from .evaluate import knn_baselines
+        try:
+            with self.prec.autocast():
+                self.baselines.update(knn_baselines(self.model.online_encoder, self.resolved, device=self.device))
+        except Exception as e:  # the monitor must never cost the run
+            log.error("kNN baselines failed, training goes on: %s", e)
+            return
+        log.info("kNN baselines before training: random init %.4f, raw pixels %.4f",
+                 self.baselines["knn_top1_random_init"], self.baselines["knn_top1_raw_pixels"])
 
     def close(self) -> None:
         from .distributed import teardown

@@ -57,11 +57,16 @@ def test_cli_max_steps_then_resume_auto(tmp_path):
     first = subprocess.run(cmd + ["--max-steps", "2"], capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr[-2000:]
     assert [s for s, _ in ckpt.list_steps(str(tmp_path / "ck"))] == [2]
+    baselines = ckpt.load(str(tmp_path / "ck" / "step-000000002"))["state"]["baselines"]
+    assert sorted(baselines) == ["knn_top1_random_init", "knn_top1_raw_pixels"]  # measured before step 0, kept
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # --resume auto is the default
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resuming from" in second.stderr and "step-000000002" in second.stderr
     assert [s for s, _ in ckpt.list_steps(str(tmp_path / "ck"))] == [2, 4]
     top1 = float(second.stdout.split("knn_top1")[1].split()[0])
     assert 0.0 <= top1 <= 1.0
+    # the resumed run reports the baselines the first run measured, not new ones
+    assert f"knn_top1_random_init {baselines['knn_top1_random_init']:.4f}" in second.stdout
+    assert f"knn_top1_raw_pixels {baselines['knn_top1_raw_pixels']:.4f}" in second.stdout
     bad = subprocess.run(cmd[:5] + [str(tmp_path / "missing.yaml")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "missing.yaml" in bad.stderr

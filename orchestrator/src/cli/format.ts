@@ -42,8 +42,13 @@ export function eventLine(ev: JobEvent): string {
 export function resultLine(j: JobView): string {
   const parts = Object.entries(j.result ?? {}).map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toFixed(4)) : JSON.stringify(v)}`);
   const line = `job ${j.id} ${j.state}${j.message ? `: ${printable(j.message)}` : ''}${parts.length ? `  result: ${parts.join(' ')}` : ''}`;
-  const knn = j.result?.knnTop1;
-  return typeof knn === 'number' ? `${line}\nkNN top-1 accuracy of the trained encoder: ${(100 * knn).toFixed(2)}%` : line;
+  const r = j.result ?? {};
+  if (typeof r.knnTop1 !== 'number') return line;
+  const pct = (v: unknown) => (typeof v === 'number' ? `${(100 * v).toFixed(2)}%` : 'not measured');
+  const against = 'knnTop1RandomInit' in r || 'knnTop1RawPixels' in r
+    ? ` (same kNN before training: random init ${pct(r.knnTop1RandomInit)}, raw pixels ${pct(r.knnTop1RawPixels)})`
+    : '';
+  return `${line}\nkNN top-1 accuracy of the trained encoder: ${pct(r.knnTop1)}${against}`;
 }
 
 export function jobDetails(j: JobView): string {
