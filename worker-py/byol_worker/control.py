@@ -15,7 +15,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-import zmq
+from .optional import zmq
 from google.protobuf import json_format
 
 from .proto import agent_pb2, trainer_pb2

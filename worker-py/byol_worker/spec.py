@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import yaml
-from jsonschema import Draft7Validator
+from .optional import Draft7Validator
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_NODES = 100_000

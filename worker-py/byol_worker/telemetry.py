@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Mapping
 
-import zmq
+from .optional import zmq
 
 from .proto import telemetry_pb2
 

@@ -55,3 +55,26 @@ def test_xla_without_torch_xla_is_refused_with_what_to_do():
 def test_cuda_without_cuda_says_what_to_change():
     with pytest.raises(ValueError, match=r"CUDA is not available.*spec.resources.device: cpu"):
         pick_device("cuda:0")
+
+
+def test_a_resolved_spec_trains_in_process_without_pyzmq_jsonschema_or_grpc_stubs(tmp_path):
+    """A bare GPU image may lack pyzmq and jsonschema (no wheels for its Python): in-process training of a spec
+    resolved elsewhere, its kNN and its checkpoints need neither, nor the gRPC stubs."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import resolved, tiny_doc
+    spec = tmp_path / "resolved.json"
+    spec.write_text(json.dumps(resolved(tiny_doc(spec={"eval": {"knn": {"enabled": True, "k": 5}}}))))
+    code = (
+        "import sys, json\n"
+        "for m in ('zmq', 'jsonschema', 'grpc'): sys.modules[m] = None  # import fails as if not installed\n"
+        "from byol_worker.trainer import train_in_process\n"
+        f"r = train_in_process(json.load(open({str(spec)!r})), checkpoint_dir={str(tmp_path / 'ck')!r})\n"
+        "assert 'byol.v1.agent_pb2_grpc' not in sys.modules\n"
+        "print(r.exit_code, r.step, r.knn_top1 is not None, sorted(r.baselines))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[-2] == "0 4 True ['knn_top1_random_init', 'knn_top1_raw_pixels']"
