@@ -1,0 +1,285 @@
+"""The stages of `bash bench/gpu.sh` (see there): prepare here, run on the device machine, record here.
+
+    prepare --out DIR        resolve and validate the quality specs (jsonschema is here, not on the device)
+    run --specs DIR --data DIR --out DIR [--stages "tests bench peers quality"] [--limit 540]
+    record --results FILE --benchmarks BENCHMARKS.md
+
+`run` writes gpu-results.json (and the logs) into --out, stage by stage, so a run cut short still reports what it
+measured; a stage that would not fit in what is left of --limit is skipped and says so.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+DATA = "/tmp/byol-cifar"  # where the device decodes the JPEG pack
+# (name, preset, epochs): the recipes the issue compares, on the shared 20k/10k subset at B 512, full width
+QUALITY = [("byol-cifar-32ep", "byol-cifar", 32), ("byol-cifar-short-32ep", "byol-cifar-short", 32)]
+PEER_WALL_S = 133.0  # lightly's 32-epoch run on an H200 (../shared/gpu-harness/README.md); the equal-time budget
+BENCH = [("resnet18-cifar", 512, 20, 5), ("resnet50", 128, 10, 3)]  # model, batch, steps, warmup
+
+
+def quality_doc(preset: str, epochs: int) -> dict:
+    return {"apiVersion": "byol/v1", "kind": "PretrainJob", "metadata": {"name": f"gpu-{preset}"},
+            "spec": {"preset": preset, "data": {"format": "npy", "path": DATA, "imageSize": 32, "loaderWorkers": 0},
+                     "model": {"backbone": "resnet18-cifar", "width": 1.0},
+                     "train": {"epochs": epochs, "globalBatch": 512, "precision": "bf16", "syncBatchNorm": False,
+                               "seed": 0, "logEverySteps": 100},
+                     "resources": {"workers": 1, "device": "cuda"},
+                     "checkpoint": {"everySteps": 0, "keepLast": 1},
+                     "eval": {"knn": {"enabled": True, "everyEpochs": 0, "k": 200, "temperature": 0.1,
+                                      "bankSize": 0, "querySize": 0, "baselines": True}}}}
+
+
+def prepare(out: str) -> None:
+    sys.path.insert(0, os.path.join(REPO, "worker-py"))
+    from byol_worker.spec import resolve
+    os.makedirs(out, exist_ok=True)
+    for name, preset, epochs in QUALITY:
+        with open(os.path.join(out, f"{name}.json"), "w", encoding="utf-8") as f:
+            json.dump(resolve(quality_doc(preset, epochs), check_data=False), f)
+    print(f"resolved {len(QUALITY)} quality specs into {out}")
+
+
+# ---------------------------------------------------------------- on the device
+
+class Run:
+    def __init__(self, out: str, limit: float):
+        self.out, self.t0, self.limit = out, time.monotonic(), limit
+        self.results: dict = {"stages": {}, "skipped": []}
+
+    def left(self) -> float:
+        return self.limit - (time.monotonic() - self.t0)
+
+    def save(self) -> None:
+        with open(os.path.join(self.out, "gpu-results.json"), "w", encoding="utf-8") as f:
+            json.dump(self.results, f, indent=1)
+
+    def sh(self, cmd: list[str], timeout: float, log: str) -> subprocess.CompletedProcess:
+        with open(os.path.join(self.out, log), "a", encoding="utf-8") as f:
+            f.write(f"$ {' '.join(cmd)}\n")
+            try:
+                return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, timeout=max(1.0, timeout))
+            except subprocess.TimeoutExpired as e:
+                f.write(f"timed out after {timeout:.0f} s\n")
+                return subprocess.CompletedProcess(cmd, 124, e.stdout or "", "")
+
+
+def env_info() -> dict:
+    import torch
+    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": sys.version.split()[0],
+            "cpus": os.cpu_count()}
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        info.update(card=p.name, memory_gib=round(p.total_memory / 2**30, 1), gpus=torch.cuda.device_count())
+    return info
+
+
+def decode(data: str) -> None:
+    import numpy as np
+    from multiprocessing import Pool
+    os.makedirs(DATA, exist_ok=True)
+    for split in ("train", "test"):
+        raw = open(os.path.join(data, f"{split}_jpeg.bin"), "rb").read()
+        offs = np.load(os.path.join(data, f"{split}_offsets.npy"))
+        with Pool(min(16, os.cpu_count() or 1)) as pool:
+            imgs = np.stack(pool.map(_decode_one, [raw[offs[i]:offs[i + 1]] for i in range(len(offs) - 1)], 500))
+        np.save(os.path.join(DATA, f"{split}_images.npy"), imgs)
+        np.save(os.path.join(DATA, f"{split}_labels.npy"), np.load(os.path.join(data, f"{split}_labels.npy")))
+
+
+def _decode_one(blob: bytes):
+    import numpy as np
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+
+
+def stage_tests(r: Run) -> dict:
+    tests = ["worker-py/tests/test_gpu.py", "worker-py/tests/test_train_devices.py"]
+    tests += sorted(os.path.join("worker-py/tests", f) for f in os.listdir(os.path.join(REPO, "worker-py/tests"))
+                    if f.startswith("test_core_"))
+    p = r.sh([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], min(240, r.left() - 200),
+             "pytest.txt")
+    summary = (p.stdout.strip().splitlines() or [""])[-1]
+    with open(os.path.join(r.out, "pytest.txt"), "a", encoding="utf-8") as f:
+        f.write(p.stdout)
+    return {"rc": p.returncode, "summary": summary}
+
+
+def stage_bench(r: Run) -> dict:
+    out = {}
+    for model, batch, steps, warmup in BENCH:
+        p = r.sh([sys.executable, "-m", "byol_worker", "bench", "--json", "--device", "cuda", "--model", model,
+                  "--batch", str(batch), "--steps", str(steps), "--warmup", str(warmup), "--loader-workers", "12"],
+                 min(120, r.left() - 150), "bench.log")
+        out[f"{model}-b{batch}"] = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {
+            "failed": p.returncode}
+    return out
+
+
+def stage_peers(r: Run) -> dict:
+    peers = os.path.join(REPO, ".gpu", "peers_bench.py")
+    if not os.path.isfile(peers):
+        return {"skipped": "no .gpu/peers_bench.py (prepare copies it from ../shared/gpu-harness when present)"}
+    out = {}
+    for model, batch, steps in (("r18c", 512, 12), ("r50", 128, 8)):
+        for peer in ("lightly", "lucidrains"):
+            for prec in ("fp32", "bf16"):
+                p = r.sh([sys.executable, peers, "--peer", peer, "--model", model, "--batch", str(batch), "--precision",
+                          prec, "--steps", str(steps), "--warmup", "3"], min(60, r.left() - 120), "peers.log")
+                out[f"{peer}-{model}-{prec}"] = (json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0
+                                                 else {"failed": p.returncode})
+    return out
+
+
+def stage_quality(r: Run, specs: str) -> dict:
+    import logging
+    import tempfile
+    from byol_worker.trainer import train_in_process
+    logging.basicConfig(level=logging.INFO, stream=open(os.path.join(r.out, "quality.log"), "a"))
+    out: dict = {}
+    runs = [(name, json.load(open(os.path.join(specs, f"{name}.json")))) for name, _, _ in QUALITY]
+    last_rate = None
+    for name, spec in runs + [(f"{runs[-1][0].rsplit('-', 1)[0]}-equal-wall", dict(runs[-1][1]))]:
+        if name.endswith("equal-wall"):  # as many epochs as the peer's wall time allows at the measured rate
+            if not last_rate:
+                break
+            spec = json.loads(json.dumps(spec))
+            spec["spec"]["train"]["epochs"] = int(PEER_WALL_S * 0.95 * last_rate / (20000 // 512 * 512))
+        if r.left() < 90:
+            r.results["skipped"].append(f"quality {name}: {r.left():.0f} s left")
+            break
+        t0 = time.monotonic()
+        with tempfile.TemporaryDirectory() as ck:
+            res = train_in_process(spec, checkpoint_dir=ck)
+        wall = time.monotonic() - t0
+        last_rate = res.step * 512 / wall
+        out[name] = {"epochs": spec["spec"]["train"]["epochs"], "steps": res.step, "exit": res.exit_code,
+                     "wall_s": round(wall, 1), "img_s": round(last_rate), "knn_top1": res.knn_top1, **res.baselines,
+                     "preset": spec["spec"]["preset"]}
+        r.results["stages"]["quality"] = out
+        r.save()
+    return out
+
+
+def run(a: argparse.Namespace) -> int:
+    os.makedirs(a.out, exist_ok=True)
+    r = Run(a.out, a.limit)
+    r.results["env"] = env_info()
+    r.save()
+    stages = a.stages.split()
+    if "quality" in stages:
+        t = time.monotonic()
+        decode(a.data)
+        r.results["decode_s"] = round(time.monotonic() - t, 1)
+    for name in ("tests", "bench", "peers", "quality"):
+        if name not in stages:
+            continue
+        if r.left() < 60:
+            r.results["skipped"].append(f"{name}: {r.left():.0f} s left")
+            continue
+        t = time.monotonic()
+        try:
+            got = {"tests": lambda: stage_tests(r), "bench": lambda: stage_bench(r), "peers": lambda: stage_peers(r),
+                   "quality": lambda: stage_quality(r, a.specs)}[name]()
+        except Exception as e:  # report and go on: a later stage may still measure something
+            got = {"error": f"{type(e).__name__}: {e}"[:800]}
+        got["stage_s"] = round(time.monotonic() - t, 1)
+        r.results["stages"][name] = got
+        r.save()
+    print(json.dumps(r.results)[:4000])
+    return 0
+
+
+# ---------------------------------------------------------------- here, after the run
+
+def section(res: dict) -> str:
+    env, st = res.get("env", {}), res.get("stages", {})
+    card = env.get("card", "unknown card")
+    lines = [f"### {card}: `bash bench/gpu.sh run` (torch {env.get('torch')}, CUDA {env.get('cuda')}, "
+             f"{env.get('cpus')} CPU cores)", ""]
+    if "tests" in st:
+        lines += [f"- GPU tests: `{st['tests'].get('summary', st['tests'])}`", ""]
+    b = st.get("bench", {})
+    if b:
+        lines += ["| model, batch | full step img/s | step only | augment ms | plain fp32 reference img/s | full / reference |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for key, v in b.items():
+            if "results" not in v:
+                lines.append(f"| {key} | failed ({v}) | | | | |")
+                continue
+            rs = v["results"]
+            ref = rs.get("reference", {}).get("images_per_s")
+            lines.append(f"| {key} | {rs['full']['images_per_s']:.0f} | {rs['step']['images_per_s']:.0f} | "
+                         f"{rs['augment']['ms_per_step']:.1f} | {ref:.0f} | {v.get('full_vs_reference')} |"
+                         if ref else f"| {key} | {rs['full']['images_per_s']:.0f} | {rs['step']['images_per_s']:.0f} | "
+                         f"{rs['augment']['ms_per_step']:.1f} | | |")
+        lines.append("")
+    p = st.get("peers", {})
+    if p and "skipped" not in p:
+        lines += ["| peer, model, precision | img/s |", "| --- | --- |"]
+        lines += [f"| {k} | {v.get('images_per_s', v.get('img_s', v))} |" for k, v in p.items() if k != "stage_s"]
+        lines.append("")
+    q = st.get("quality", {})
+    if q:
+        lines += ["| run (CIFAR-10 subset, R18 CIFAR, B 512) | epochs | wall s | kNN top-1 | random init | raw pixels |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for k, v in q.items():
+            if k == "stage_s" or not isinstance(v, dict):
+                continue
+            pct = lambda x: f"{100 * x:.1f}%" if isinstance(x, (int, float)) else "-"
+            lines.append(f"| {k} | {v.get('epochs')} | {v.get('wall_s')} | {pct(v.get('knn_top1'))} | "
+                         f"{pct(v.get('knn_top1_random_init'))} | {pct(v.get('knn_top1_raw_pixels'))} |")
+        lines.append("")
+    if res.get("skipped"):
+        lines += [f"- skipped: {', '.join(res['skipped'])}", ""]
+    return "\n".join(lines)
+
+
+def record(results: str, benchmarks: str) -> int:
+    res = json.load(open(results, encoding="utf-8"))
+    text = open(benchmarks, encoding="utf-8").read()
+    begin, end = "<!-- gpu.sh:begin -->", "<!-- gpu.sh:end -->"
+    block = f"{begin}\n{section(res)}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n## GPU (`bash bench/gpu.sh`)\n\n" + block + "\n"
+    open(benchmarks, "w", encoding="utf-8").write(text)
+    print(f"recorded {res.get('env', {}).get('card')} into {benchmarks}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("run")
+    p.add_argument("--specs", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--stages", default="tests bench peers quality")
+    p.add_argument("--limit", type=float, default=540)
+    p = sub.add_parser("record")
+    p.add_argument("--results", required=True)
+    p.add_argument("--benchmarks", required=True)
+    a = ap.parse_args(argv)
+    if a.cmd == "prepare":
+        prepare(a.out)
+        return 0
+    if a.cmd == "run":
+        return run(a)
+    return record(a.results, a.benchmarks)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
