@@ -255,7 +255,7 @@ def crop_boxes(p: Params, H: int, W: int, ratio_range: tuple[float, float] = (3 
         fallback = ~fits.any(dim=1)
     x0 = torch.minimum(torch.floor(ux * (W - w + 1)), W - w)
     y0 = torch.minimum(torch.floor(uy * (H - h + 1)), H - h)
-    if p.crop_scale.dim() == 2 and bool(fallback.any()):
+    if p.crop_scale.dim() == 2:  # no `if fallback.any()`: on a GPU that would wait for the device every step
         fw, fh = _centre_crop(H, W, *ratio_range)
         w, h = torch.where(fallback, fw, w), torch.where(fallback, fh, h)
         x0, y0 = torch.where(fallback, float((W - fw) // 2), x0), torch.where(fallback, float((H - fh) // 2), y0)

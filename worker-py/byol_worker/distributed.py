@@ -145,9 +145,10 @@ def agree(info: DistInfo, stop_now: bool, stop_at_step: int, checkpoint_now: boo
     docs/internals.md fixes the first two entries; checkpoint_now is appended because a checkpoint
     gathers every rank's RNG state and therefore needs every rank at the same boundary too.
     """
+    if not info.initialized:  # alone: nothing to agree on, and no device tensor (its readback would sync a GPU)
+        return bool(stop_now), int(stop_at_step), bool(checkpoint_now)
     vec = torch.tensor([int(stop_now), int(stop_at_step), int(checkpoint_now)], dtype=torch.int64, device=device)
-    if info.initialized:
-        dist.all_reduce(vec, op=dist.ReduceOp.MAX)
+    dist.all_reduce(vec, op=dist.ReduceOp.MAX)
     a, b, c = (int(v) for v in vec.tolist())
     return bool(a), b, bool(c)
 

@@ -6,6 +6,7 @@ The caller owns the loop, data, distributed setup and schedules; it passes the o
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Callable, Sequence
 
 import torch
@@ -48,7 +49,8 @@ class TrainStep:
     def run(self, micro_batches: Sequence[tuple[torch.Tensor, torch.Tensor]], lr: float, tau: float) -> dict:
         """micro_batches: `accumulation` pairs of float NCHW views on the device.
 
-        Returns {"loss": mean symmetric loss, "z_std": collapse monitor} as Python floats.
+        Returns a StepResult: ["loss"] the mean symmetric loss and ["z_std"] the collapse monitor, as Python
+        floats read from the device when first asked for.
         """
         if len(micro_batches) != self.accumulation:
             raise ValueError(f"expected {self.accumulation} micro-batches (accumulation), got {len(micro_batches)}")
@@ -77,8 +79,30 @@ class TrainStep:
         self.model.update_target(tau)
         if self._xla_sync is not None:
             self._xla_sync()
-        loss_mean, spread = torch.stack(stats).mean(dim=0).tolist()  # one host sync per step
-        return {"loss": loss_mean, "z_std": spread}
+        return StepResult(torch.stack(stats).mean(dim=0))
+
+
+class StepResult(Mapping):
+    """{"loss", "z_std"} of a step, still on the device until read. Reading waits for the step: the trainer reads
+    step k's after it has queued step k+1, so a GPU never idles while the host prepares the next step."""
+
+    def __init__(self, stats: torch.Tensor) -> None:
+        self._stats, self._values = stats, None
+
+    def _read(self) -> dict:
+        if self._values is None:
+            loss, spread = self._stats.tolist()  # the one host sync of a step
+            self._values = {"loss": loss, "z_std": spread}
+        return self._values
+
+    def __getitem__(self, key: str) -> float:
+        return self._read()[key]
+
+    def __iter__(self):
+        return iter(("loss", "z_std"))
+
+    def __len__(self) -> int:
+        return 2
 
 
 def _xla_sync() -> None:

@@ -313,11 +313,11 @@ class _Run:
         knn_cfg = self.spec["eval"]["knn"]
         knn_on = bool(knn_cfg.get("enabled", True))
         knn_every = round(float(knn_cfg.get("everyEpochs", 0)) * spe)
-        log_every = int(self.spec["train"].get("logEverySteps", 10))
         done = self.start
         stopping = False
         if self.rank == 0 and knn_on and knn_cfg.get("baselines", False) and not self.baselines:
             self._measure_baselines()
+        pending = None  # the last step queued, recorded once the next one is queued (see StepResult)
         t_prev = time.perf_counter()
         for k, x, _labels in self.loader:
             t_data = time.perf_counter() - t_prev
@@ -327,22 +327,19 @@ class _Run:
             micro = [(v1[i * self.b:(i + 1) * self.b], v2[i * self.b:(i + 1) * self.b]) for i in range(self.acc)]
             lr, tau = lr_at(k, self.K, int(self.sch.warmup_steps), float(self.sch.peak_lr)), tau_at(k, self.K, float(self.sch.tau_base), self.sch.tau_schedule)
             out = self.step.run(micro, lr, tau)
-            done = k + 1
-            r.losses[k], r.z_std[k], r.step = out["loss"], out["z_std"], done
-            extra = {"z_std": out["z_std"], **(self.baselines if done == self.start + 1 else {})}
+            if pending is not None:
+                self._record(*pending)
+            done = r.step = k + 1
+            extra = dict(self.baselines) if done == self.start + 1 else {}
             if self.rank == 0 and knn_on and ((knn_every and done % knn_every == 0) or done == self.end):
                 r.knn_top1 = self._knn()
                 if r.knn_top1 is not None:
                     extra["knn_top1"] = r.knn_top1
-            dt = time.perf_counter() - t_prev
-            self.telemetry.send(step=k, loss=out["loss"], tau=tau, lr=lr, step_time_s=dt, data_time_s=t_data,
-                                images_per_sec=self.b * self.acc / max(dt, 1e-9), epoch=done / spe, extra=extra)
+            pending = (k, out, lr, tau, time.perf_counter() - t_prev, t_data, extra)
             self.reporter.progress(done, done / spe)
-            if self.rank == 0 and (done % log_every == 0 or done == self.start + 1):
-                log.info("step %d/%d loss %.4f z_std %.4f lr %.4g tau %.6f %.1f img/s (data %.0f%%)", done, self.K,
-                         out["loss"], out["z_std"], lr, tau, self.B / max(dt, 1e-9), 100 * t_data / max(dt, 1e-9))
             ctl = self.control.poll()
             if ctl.abort:
+                self._record(*pending)
                 r.message = "aborted by the agent"
                 return r
             stop_now, stop_at, ckpt_now = agree(self.dist, self.stop.requested or ctl.stop_now,
@@ -355,8 +352,21 @@ class _Run:
             if done < self.end and (ckpt_now or (every and done % every == 0)):
                 self.checkpoint(done, wait=False)
             t_prev = time.perf_counter()
+        if pending is not None:
+            self._record(*pending)
         self.loader.close()
         return self._finish(done, stopping)
+
+    def _record(self, k: int, out, lr: float, tau: float, dt: float, t_data: float, extra: dict) -> None:
+        """Step k's loss and z_std into the result, the telemetry and the log (they wait for the step to end)."""
+        r, spe, log_every = self.result, int(self.sch.steps_per_epoch), int(self.spec["train"].get("logEverySteps", 10))
+        r.losses[k], r.z_std[k] = out["loss"], out["z_std"]
+        self.telemetry.send(step=k, loss=out["loss"], tau=tau, lr=lr, step_time_s=dt, data_time_s=t_data,
+                            images_per_sec=self.b * self.acc / max(dt, 1e-9), epoch=(k + 1) / spe,
+                            extra={"z_std": out["z_std"], **extra})
+        if self.rank == 0 and ((k + 1) % log_every == 0 or k == self.start):
+            log.info("step %d/%d loss %.4f z_std %.4f lr %.4g tau %.6f %.1f img/s (data %.0f%%)", k + 1, self.K,
+                     out["loss"], out["z_std"], lr, tau, self.B / max(dt, 1e-9), 100 * t_data / max(dt, 1e-9))
 
     def _finish(self, done: int, stopping: bool) -> RunResult:
         r = self.result
