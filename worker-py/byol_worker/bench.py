@@ -38,12 +38,14 @@ MODELS = {"resnet18-cifar": (32, 32, 128), "resnet50": (224, 256, 64)}  # image 
 
 
 def augment_defaults(model: str) -> tuple[list[dict], dict]:
-    """View configs and normalisation of the preset matching the model (spec/presets.json)."""
+    """View configs (with the preset's semantics under "semantics") and normalisation of the preset matching
+    the model (spec/presets.json)."""
     with open(os.path.join(os.path.dirname(__file__), "spec", "presets.json"), encoding="utf-8") as f:
         presets = json.load(f)
     aug = presets["defaults"]["augment"]
     over = presets["presets"]["byol-cifar"]["augment"] if model.endswith("-cifar") else {}
-    views = [{**aug[v], **over.get(v, {})} for v in ("view1", "view2")]
+    sem = {**aug["semantics"], **over.get("semantics", {})}
+    views = [{**aug[v], **over.get(v, {}), "semantics": sem} for v in ("view1", "view2")]
     return views, {**aug["normalize"], **over.get("normalize", {})}
 
 
@@ -96,7 +98,8 @@ def run(a: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     model = prec.prepare_model(build_model(model_cfg, size).to(device))
     step = TrainStep(model, build_optimizer(model, opt_cfg), prec)
-    augs = [ViewAugment(v, size, normalize) for v in views]
+    augs = [ViewAugment({k: x for k, x in v.items() if k != "semantics"}, size, normalize, semantics=v["semantics"])
+            for v in views]
     images = torch.randint(0, 256, (B, src, src, 3), dtype=torch.uint8)
     if device.type == "cuda":
         images = images.pin_memory()

@@ -10,7 +10,7 @@ from byol_worker.bench import PilViews, augment_defaults, main
 def test_presets_feed_the_bench_views():
     views, norm = augment_defaults("resnet18-cifar")
     assert [v["blurProb"] for v in views] == [0.0, 0.0] and [v["solarizeProb"] for v in views] == [0.0, 0.2]
-    assert norm["mean"][0] == 0.4914
+    assert norm["mean"][0] == 0.4914 and views[0]["semantics"]["crop"] == "rejection"  # the preset's torchvision semantics
     views, norm = augment_defaults("resnet50")
     assert [v["blurProb"] for v in views] == [1.0, 0.1] and norm["std"][2] == 0.225
 
