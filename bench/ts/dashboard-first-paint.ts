@@ -37,7 +37,7 @@ function fill(storePath: string, jobId: string, steps: number, ranks: number): v
   const job: Job = {
     id: jobId, name: jobId, priority: 0, state: 'SUCCEEDED',
     spec: {apiVersion: 'byol/v1', kind: 'PretrainJob', metadata: {name: jobId}, spec: {model: {projector: {outDim: 256}}}},
-    specHash: 'bench', schedule: {totalSteps: steps, warmupSteps: 1000, peakLr: 4.8, tauBase: 0.996, stepsPerEpoch: 312,
+    specHash: 'bench', schedule: {totalSteps: steps, warmupSteps: 1000, peakLr: 4.8, tauBase: 0.996, tauSchedule: 'cosine', stepsPerEpoch: 312,
       globalBatch: 4096, microBatch: 64, accumulation: 1},
     submittedAtMs: Date.now(), startedAtMs: Date.now(), finishedAtMs: Date.now(), step: steps, totalSteps: steps, generation: 1,
     message: null, result: {knnTop1: 0.7},
