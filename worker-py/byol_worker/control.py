@@ -15,9 +15,9 @@ import stat
 import time
 from dataclasses import dataclass
 
-from .optional import zmq
 from google.protobuf import json_format
 
+from .optional import zmq
 from .proto import agent_pb2, trainer_pb2
 
 log = logging.getLogger("byol.control")
