@@ -21,14 +21,7 @@ import {startApiServer} from '../../orchestrator/src/api';
 import {startCoordinator} from '../../orchestrator/src/coordinator/start';
 import type {Job, MetricPoint} from '../../orchestrator/src/domain/types';
 import {openStore} from '../../orchestrator/src/store';
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: expected a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-}
+import {arg} from './args';
 
 const r4 = (v: number) => Number(v.toPrecision(4));
 

@@ -22,18 +22,11 @@ import type {Job} from '../../orchestrator/src/domain/types';
 import {byol} from '../../orchestrator/src/gen/proto';
 import {openStore} from '../../orchestrator/src/store';
 import {TelemetryIngest} from '../../orchestrator/src/telemetry/ingest';
+import {arg} from './args';
 import {CoordinatorMetrics} from '../../orchestrator/src/telemetry/prom-metrics';
 
 const REPO = resolve(__dirname, '..', '..');
 const PYTHON = process.env.BYOL_PYTHON ?? join(REPO, '.venv', 'bin', 'python');
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: expected a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-}
 
 function fakeJob(id: string, ranks: number, steps: number): Job {
   return {
