@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the benchmarks of design.md §10 and writes one JSON per benchmark to bench/out/ (gitignored);
+# Runs the benchmarks of docs/architecture.md §10 and writes one JSON per benchmark to bench/out/ (gitignored);
 # BENCHMARKS.md explains them and records the numbers.
 #
 #   bash bench/run.sh                      # all of them (about 25 minutes on an idle 2-core machine)

@@ -1,5 +1,5 @@
 /**
- * Coordinator restart with real Python agents and trainers (design.md §8): training goes on while
+ * Coordinator restart with real Python agents and trainers (docs/architecture.md §8): training goes on while
  * the coordinator is down; agents reconnect and list their trainers; the job finishes in the same
  * generation with the uninterrupted schedule.
  */

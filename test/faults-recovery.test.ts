@@ -1,5 +1,5 @@
 /**
- * Faults with real Python agents and gloo trainers (design.md §8): preemption, a killed trainer,
+ * Faults with real Python agents and gloo trainers (docs/architecture.md §8): preemption, a killed trainer,
  * a corrupt checkpoint, an agent gone for good. Each run must end at step K with the LR and tau of
  * the uninterrupted schedule.
  */

@@ -1,6 +1,6 @@
 /**
  * deploy/k8s: every overlay rendered with `kubectl kustomize` (no cluster needed) and checked against the
- * Kubernetes v1.33 schema kept in node_modules (kubernetes-models), plus the rules of design.md §2/§11
+ * Kubernetes v1.33 schema kept in node_modules (kubernetes-models), plus the rules of docs/architecture.md §2/§11
  * and style.md "Kubernetes": selectors, named ports, probes on real REST routes, labels, no latest.
  */
 import {describe, expect, test, beforeAll, afterAll} from '@jest/globals';
@@ -18,7 +18,7 @@ import {schemaErrors, unknownFields} from './fixtures/k8s/k8s-schema';
 
 const ROOT = join(__dirname, '..');
 const K8S = join(ROOT, 'deploy/k8s');
-// The coordinator's default ports, from the real `byolctl serve` options (design.md §2: 50051, 8080, 5555).
+// The coordinator's default ports, from the real `byolctl serve` options (docs/architecture.md §2: 50051, 8080, 5555).
 const DEFAULT_PORTS: Record<string, number> = JSON.parse(execFileSync(process.execPath,
   ['--import', 'tsx', join(ROOT, 'test/fixtures/k8s/serve-defaults.ts')],
   {encoding: 'utf8', env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^BYOL_.*PORT$/.test(k)))}));

@@ -53,7 +53,7 @@ describe('planJob', () => {
   });
 
   test('checkpoint size from parameter counts: ResNet-18 CIFAR + 4096/256 heads', () => {
-    // 11,168,832 backbone + (512*4096 + 4096 + 2*4096 + 4096*256 + 256) projector = 14,327,104 (machine-facts: 14.33 M)
+    // 11,168,832 backbone + (512*4096 + 4096 + 2*4096 + 4096*256 + 256) projector = 14,327,104
     expect(mlpParams(512, 4096, 256)).toBe(3_158_272);
     const m = modelParams(cifar());
     expect(m.encoderProjector).toBe(14_327_104);

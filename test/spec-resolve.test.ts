@@ -56,7 +56,7 @@ describe('resolveSpec errors name the field', () => {
     expect(issuesOf(() => resolveSpec(doc({data: {format: 'npy', path: tmp}}))).join()).toMatch(/train_images\.npy not found/);
   });
 
-  test('data outside the configured roots is rejected (design.md §11)', () => {
+  test('data outside the configured roots is rejected (docs/architecture.md §11)', () => {
     const issues = issuesOf(() => resolveSpec(doc(), {dataRoots: [tmp]}));
     expect(issues[0]).toMatch(/^spec\.data\.path: .* is outside the allowed data roots/);
   });

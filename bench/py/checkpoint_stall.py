@@ -1,4 +1,4 @@
-"""Asynchronous checkpoint stall versus a synchronous save of the same state (design.md §7, §10).
+"""Asynchronous checkpoint stall versus a synchronous save of the same state (docs/architecture.md §7, §10).
 
     .venv/bin/python bench/py/checkpoint_stall.py [--threads 1] [--model resnet50] [--repeats 5] [--quick]
 

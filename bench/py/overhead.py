@@ -1,4 +1,4 @@
-"""Orchestration overhead (design.md §10: a job under the coordinator reaches >= 0.99x the standalone rate).
+"""Orchestration overhead (docs/architecture.md §10: a job under the coordinator reaches >= 0.99x the standalone rate).
 
     .venv/bin/python bench/py/overhead.py [--order ABBA] [--epochs 3] [--quick]
 

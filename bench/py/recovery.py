@@ -1,4 +1,4 @@
-"""Recovery time under the coordinator (design.md §8, §10): from a worker's loss to the first step of the
+"""Recovery time under the coordinator (docs/architecture.md §8, §10): from a worker's loss to the first step of the
 new generation.
 
     .venv/bin/python bench/py/recovery.py [--repeats 2] [--only agent-sigterm|trainer-sigkill]

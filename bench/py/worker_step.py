@@ -1,4 +1,4 @@
-"""Worker step benchmark (design.md §10): our step versus a plain PyTorch BYOL reference, same model.
+"""Worker step benchmark (docs/architecture.md §10): our step versus a plain PyTorch BYOL reference, same model.
 
     .venv/bin/python bench/py/worker_step.py [--only r18|r18-fp32|r50] [--quick]
 

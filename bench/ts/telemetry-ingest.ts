@@ -1,5 +1,5 @@
 /**
- * Telemetry ingest benchmark (design.md §10: tens of thousands of frames per second on one core).
+ * Telemetry ingest benchmark (docs/architecture.md §10: tens of thousands of frames per second on one core).
  *
  *   node --import tsx bench/ts/telemetry-ingest.ts [--ranks 64] [--steps 2000] [--rounds 3] [--quick]
  *

@@ -8,7 +8,7 @@ FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/byol
-# Dependencies first (pinned to the versions whose generated code and runtime agree; see machine-facts).
+# Dependencies first (pinned to the versions whose generated code and runtime agree; see worker-py/requirements-dev.txt).
 RUN pip install grpcio==1.84.0 grpcio-tools==1.84.0 protobuf==7.36.2 pyzmq pyyaml jsonschema pillow numpy
 COPY proto ./proto
 COPY worker-py ./worker-py

@@ -1,4 +1,4 @@
-"""Batched on-device BYOL augmentations (byol-spec.md §5).
+"""Batched on-device BYOL augmentations (docs/algorithm.md §5).
 
 Random draws happen on the CPU for the whole global batch (`ViewAugment.sample`), so every rank
 slices the same parameters (`Params.slice`) and the views do not depend on the world size. The

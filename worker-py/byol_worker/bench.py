@@ -1,4 +1,4 @@
-"""BYOL worker step benchmark on synthetic uint8 images (design.md §10).
+"""BYOL worker step benchmark on synthetic uint8 images (docs/architecture.md §10).
 
     python -m byol_worker bench [--json] [--model resnet18-cifar|resnet50] [--batch 128] [--steps 5]
 

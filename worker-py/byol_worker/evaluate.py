@@ -1,4 +1,4 @@
-"""Evaluation of a BYOL encoder: the kNN monitor (byol-spec.md §7, lightly's protocol) and a linear probe.
+"""Evaluation of a BYOL encoder: the kNN monitor (docs/algorithm.md §7, lightly's protocol) and a linear probe.
 
 kNN: L2-normalised features of the ONLINE encoder in eval mode; bank = train split, queries = eval split;
 cosine similarity, the top k (200) neighbours vote with weight exp(sim / T) (T = 0.1), class scores are

@@ -1,4 +1,4 @@
-"""BYOL regression loss (byol-spec.md §2), computed in fp32 whatever the autocast dtype."""
+"""BYOL regression loss (docs/algorithm.md §2), computed in fp32 whatever the autocast dtype."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""BYOL networks in plain PyTorch: ResNet encoders, MLP heads, online/target pair (byol-spec.md §1).
+"""BYOL networks in plain PyTorch: ResNet encoders, MLP heads, online/target pair (docs/algorithm.md §1).
 
 Parameter and buffer names follow torchvision's ResNet (conv1, bn1, layer1.0.conv1, ...,
 layer2.0.downsample.0/1), so an exported ImageNet-stem encoder loads into torchvision's

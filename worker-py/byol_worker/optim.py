@@ -1,4 +1,4 @@
-"""LARS as in the official BYOL code, solo-learn's clipped variant, and plain SGD (byol-spec.md §4).
+"""LARS as in the official BYOL code, solo-learn's clipped variant, and plain SGD (docs/algorithm.md §4).
 
 The LR is set per step by the caller (`group["lr"]`), from schedules.lr_at.
 """

@@ -1,4 +1,4 @@
-"""Choose bf16 autocast and channels-last for a device (design.md §5, machine-facts.md §4).
+"""Choose bf16 autocast and channels-last for a device (docs/architecture.md §5, docs/architecture.md §10).
 
 `auto` means bf16 on CUDA when the GPU supports it, and on CPUs whose /proc/cpuinfo flags include
 amx_bf16 or avx512_bf16 (bf16 without those units is slower than fp32); fp32 elsewhere.
@@ -80,6 +80,6 @@ def resolve(precision: str = "auto", channels_last: Any = "auto", device: Any = 
             log.warning("precision bf16 requested on %s without native bf16 support (no amx_bf16/avx512_bf16 "
                         "or GPU support): it will run, likely slower than fp32; set spec.train.precision: fp32 "
                         "or auto", dev)
-    # channels-last helps convolutions on CUDA and on oneDNN CPUs in both fp32 and bf16 (machine-facts §4)
+    # channels-last helps convolutions on CUDA and on oneDNN CPUs in both fp32 and bf16 (docs/architecture.md §10)
     cl = dev.type in ("cuda", "cpu") if channels_last == "auto" else bool(channels_last)
     return Precision(dev.type, torch.bfloat16 if use_bf16 else None, cl)

@@ -1,4 +1,4 @@
-"""One BYOL optimizer step on one device: the trainer's hot loop (byol-spec.md §2-§3).
+"""One BYOL optimizer step on one device: the trainer's hot loop (docs/algorithm.md §2-§3).
 
 The caller owns the loop, data, distributed setup and schedules; it passes the online module
 (optionally DDP-wrapped `model.online_network()`), and per step the micro-batches, LR and tau.

@@ -202,7 +202,7 @@ class _Run:
                 online = DDP(online, device_ids=ids, broadcast_buffers=False)
         if s["train"].get("compile"):
             # Compiles the online forward (and its backward through AOTAutograd); the optimizer step and
-            # the EMA update stay eager. The first step pays the compile time (machine-facts.md §5).
+            # the EMA update stay eager. The first step pays the compile time (docs/architecture.md §10).
             online = torch.compile(online)
         self.step = TrainStep(self.model, self.opt, self.prec, accumulation=self.acc, online=online)
         self.augs = self._augs()

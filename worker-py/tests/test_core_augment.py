@@ -1,4 +1,4 @@
-"""Batched augmentations on constant and patterned images (byol-spec.md §5)."""
+"""Batched augmentations on constant and patterned images (docs/algorithm.md §5)."""
 from dataclasses import replace
 
 import pytest

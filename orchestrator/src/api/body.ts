@@ -1,4 +1,4 @@
-/** Request bodies: bounded size, JSON or YAML by content type (design.md §11: request sizes are bounded). */
+/** Request bodies: bounded size, JSON or YAML by content type (docs/architecture.md §11: request sizes are bounded). */
 import type {IncomingMessage} from 'node:http';
 import {parseSpecText} from '../spec';
 import {HttpError} from './http-errors';

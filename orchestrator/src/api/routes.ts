@@ -1,4 +1,4 @@
-/** The REST routes of design.md §3: each handler only translates HTTP to a CoordinatorApi call. */
+/** The REST routes of docs/architecture.md §3: each handler only translates HTTP to a CoordinatorApi call. */
 import {Gauge, Registry} from 'prom-client';
 import type {Logger} from 'pino';
 import type {CoordinatorApi} from '../domain/coordinator-api';

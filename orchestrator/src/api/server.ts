@@ -1,4 +1,4 @@
-/** The REST server (design.md §3) on node:http: routing, auth, JSON replies and errors in one place. */
+/** The REST server (docs/architecture.md §3) on node:http: routing, auth, JSON replies and errors in one place. */
 import {createServer as createHttpServer, type IncomingMessage, type ServerResponse} from 'node:http';
 import {createServer as createHttpsServer} from 'node:https';
 import type {AddressInfo} from 'node:net';
@@ -38,7 +38,7 @@ export interface ApiServerOptions {
   sseKeepAliveMs?: number;
   /** Longest an export may run. Default 600000 ms. */
   exportTimeoutMs?: number;
-  /** PEM certificate and key: serve HTTPS instead of HTTP (design.md §11). Default: plain HTTP. */
+  /** PEM certificate and key: serve HTTPS instead of HTTP (docs/architecture.md §11). Default: plain HTTP. */
   tls?: {cert: string | Buffer; key: string | Buffer};
 }
 

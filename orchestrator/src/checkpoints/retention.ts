@@ -1,4 +1,4 @@
-/** Checkpoint retention (design.md §7) as a pure function: keep the last N, and every M steps. */
+/** Checkpoint retention (docs/architecture.md §7) as a pure function: keep the last N, and every M steps. */
 
 /**
  * Steps to delete among the good checkpoints `okSteps` (any order): everything except the

@@ -1,5 +1,5 @@
 /**
- * Elastic grow-back (issue 4, design.md §5): a job that lost ranks goes on with fewer and the same global
+ * Elastic grow-back (issue 4, docs/architecture.md §5): a job that lost ranks goes on with fewer and the same global
  * batch. When devices come back, its ranks stop together at the next step with a checkpoint (no step lost)
  * and the scheduler starts a larger generation from it.
  */

@@ -1,5 +1,5 @@
 /**
- * A job's state machine (design.md §4): start a generation on placed devices, end one (with its
+ * A job's state machine (docs/architecture.md §4): start a generation on placed devices, end one (with its
  * cause), finish the job. Recovery is "end the generation, mark the job RECOVERING, schedule":
  * the scheduler then starts the next generation from the latest good checkpoint.
  */

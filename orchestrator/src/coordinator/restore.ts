@@ -1,5 +1,5 @@
 /**
- * Coordinator restart (design.md §8): jobs come back from the store. A generation that was
+ * Coordinator restart (docs/architecture.md §8): jobs come back from the store. A generation that was
  * running waits `reattachGraceMs` for its agents to reconnect and list their trainers in Hello;
  * if some rank does not come back, the generation ends and the job recovers as after any fault.
  */

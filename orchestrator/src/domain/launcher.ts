@@ -19,7 +19,7 @@ export interface AgentLoss {
 }
 
 /**
- * Brings agents up for jobs and takes them down after (design.md §2, issue 3 "Launchers").
+ * Brings agents up for jobs and takes them down after (docs/architecture.md §2, issue 3 "Launchers").
  * `local` spawns agent processes here, `external` does nothing (agents are started by srun, pods, hosts),
  * `kubernetes` creates an Indexed Job and a headless Service per job.
  */

@@ -1,7 +1,7 @@
 import type {CheckpointRecord, CheckpointState, Generation, Job, JobEvent, JobState, MetricPoint, RankSeries} from './types';
 
 /**
- * The coordinator's durable state (design.md §2: it can restart at any time).
+ * The coordinator's durable state (docs/architecture.md §2: it can restart at any time).
  * One implementation (SQLite) lives in ../store/; every method is synchronous because
  * better-sqlite3 is, which keeps the coordinator's state machine free of interleavings.
  */

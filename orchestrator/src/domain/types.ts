@@ -3,7 +3,7 @@
  * Protobuf types stay at the edges (transport, telemetry codec); these are plain data.
  */
 
-/** A job's life (design.md §4). */
+/** A job's life (docs/architecture.md §4). */
 export type JobState =
   | 'QUEUED'
   | 'SCHEDULED'
@@ -24,7 +24,7 @@ export interface JobSpec {
   spec: Record<string, any>;
 }
 
-/** What the coordinator hands trainers with each assignment (design.md §6). */
+/** What the coordinator hands trainers with each assignment (docs/architecture.md §6). */
 export interface ScheduleState {
   totalSteps: number;     // K
   warmupSteps: number;
@@ -37,7 +37,7 @@ export interface ScheduleState {
   accumulation: number;   // a, W*b*a = B
 }
 
-/** One (re)start of a job's rank group (design.md §4, issue 4 "History"). */
+/** One (re)start of a job's rank group (docs/architecture.md §4, issue 4 "History"). */
 export interface Generation {
   generation: number;
   worldSize: number;
@@ -81,7 +81,7 @@ export interface CheckpointRecord {
   createdAtMs: number;
 }
 
-/** Per-step metrics aggregated across ranks (design.md §9). */
+/** Per-step metrics aggregated across ranks (docs/architecture.md §9). */
 export interface MetricPoint {
   step: number;
   generation: number;

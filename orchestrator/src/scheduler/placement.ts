@@ -1,5 +1,5 @@
 /**
- * Gang placement as pure functions (design.md §4): queue order is priority (desc), then submit
+ * Gang placement as pure functions (docs/architecture.md §4): queue order is priority (desc), then submit
  * time (asc); a generation starts only when every one of its ranks has a device.
  */
 

@@ -1,4 +1,4 @@
-/** The schedule state the coordinator owns and hands trainers (design.md §6, docs/internals.md). */
+/** The schedule state the coordinator owns and hands trainers (docs/architecture.md §6, docs/internals.md). */
 import {SpecError} from '../domain/errors';
 import type {ScheduleState} from '../domain/types';
 

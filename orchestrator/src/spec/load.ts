@@ -4,7 +4,7 @@ import {parseDocument} from 'yaml';
 import {SpecError} from '../domain/errors';
 import {finiteIssues} from './validate';
 
-/** Largest spec file or request body accepted (design.md §11: sizes are bounded). */
+/** Largest spec file or request body accepted (docs/architecture.md §11: sizes are bounded). */
 export const MAX_SPEC_BYTES = 1024 * 1024;
 
 /** Parses YAML (JSON is YAML) text; `source` names the file or request in errors. */

@@ -13,7 +13,7 @@ import {schemaIssues} from './validate';
 export interface ResolveOptions {
   /** Folder that relative data paths resolve against (the spec file's folder; the data root over REST). Default: cwd. */
   baseDir?: string;
-  /** When given, data paths must lie under one of these folders (design.md §11). */
+  /** When given, data paths must lie under one of these folders (docs/architecture.md §11). */
   dataRoots?: string[];
   /** Names the source in errors (a file path). */
   file?: string;

@@ -22,7 +22,7 @@ export const MIGRATIONS: readonly string[] = [
     message TEXT,
     result TEXT                    -- JSON or NULL
   );
-  -- queue order (design.md §4): priority, then submit time, among jobs in a given state
+  -- queue order (docs/architecture.md §4): priority, then submit time, among jobs in a given state
   CREATE INDEX jobs_queue ON jobs (state, priority DESC, submitted_at_ms ASC);
   CREATE INDEX jobs_submitted ON jobs (submitted_at_ms DESC);
 

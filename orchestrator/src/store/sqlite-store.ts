@@ -1,4 +1,4 @@
-/** JobStore on better-sqlite3 (design.md §2: the coordinator's state lives here so it can restart). */
+/** JobStore on better-sqlite3 (docs/architecture.md §2: the coordinator's state lives here so it can restart). */
 import Database from 'better-sqlite3';
 import {chmodSync, closeSync, mkdirSync, openSync} from 'node:fs';
 import {dirname} from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * Per-step aggregation across ranks (design.md §9): mean loss, total images/s, slowest rank's
+ * Per-step aggregation across ranks (docs/architecture.md §9): mean loss, total images/s, slowest rank's
  * step and data time. A step is emitted once every rank of the generation reported it, or after
  * `stepTimeoutMs` with the ranks that did. Frames of other generations are dropped and counted,
  * and so are implausible ones (a step outside [0, K), a rank outside the group, a non-finite number):

@@ -1,5 +1,5 @@
 /**
- * The `kubernetes` launcher (design.md §2, §12): one Indexed Job + headless Service per byol job.
+ * The `kubernetes` launcher (docs/architecture.md §2, §12): one Indexed Job + headless Service per byol job.
  * Loaded lazily by launchers/create-launcher.ts, because @kubernetes/client-node is an ES module that
  * only the `kubernetes` launcher needs.
  */
