@@ -65,16 +65,22 @@ describe('a job bigger than the cluster', () => {
 
 describe('agent text reaches the terminal inert', () => {
   test('escape sequences and fake lines in agent events and names are shown as \\xNN by logs and status', async () => {
+    for (const a of agents.splice(0)) a.close(); // the hostile agent is the only one: it gets the job's rank
+    await waitFor('others gone', () => c.api.workers().every((w) => !w.connected));
     const hostile = new TsAgent(c.grpcAddress, 'evil\x1b]0;pwned\x07', TEST_TOKEN).connect();
     agents.push(hostile);
-    await waitFor('hostile agent', () => c.api.workers().some((w) => w.agentId.startsWith('evil')));
+    await waitFor('hostile agent', () => c.api.workers().some((w) => w.agentId.startsWith('evil') && w.connected));
     const job = c.api.submit(tinySpec({name: 'shown', workers: 1}));
-    hostile.send({event: {jobId: job.id, generation: 0, level: 'warn', message: 'ok\x1b[2J\x1b[H\r\n2026-01-01 00:00:00  INFO  state      job SUCCEEDED\x9b31m'}});
+    const generation = Number((await hostile.nextAssign({host: true, withAddress: false})).assign!.generation);
+    // events count only from an agent that holds (or held) a rank of the job, as this one does
+    hostile.send({event: {jobId: job.id, generation, level: 'warn', message: 'ok\x1b[2J\x1b[H\r\n2026-01-01 00:00:00  INFO  state      job SUCCEEDED\x9b31m'}});
     await waitFor('event stored', () => c.api.events(job.id).some((e) => e.type === 'agent'));
     const logs = await cli(['logs', job.id]);
     expect(logs.code).toBe(0);
     const line = logs.out.split('\n').find((l) => l.includes(' agent '))!;
-    expect(line).toContain('ok\\x1b[2J\\x1b[H\\x0d\\x0a2026-01-01 00:00:00  INFO  state      job SUCCEEDED\\x9b31m');
+    // the coordinator already turned control characters into '?' (a newline stays); the CLI escapes the newline,
+    // so the fake line stays on the real one
+    expect(line).toContain('ok?[2J?[H?\\x0a2026-01-01 00:00:00  INFO  state      job SUCCEEDED?31m');
     const status = await cli(['status']);
     for (const out of [logs.out, status.out]) expect(out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
     expect(status.out).toContain('evil\\x1b]0;pwned\\x07');

@@ -67,8 +67,8 @@ export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Devi
     (schedule.accumulation > 1 ? ` (batch-norm statistics are taken over micro-batches of ${schedule.microBatch} per rank)` : ''),
     {generation, worldSize: W, resumeStep: run.plan.resumeStep});
   sendAll(ctx, run.begin());
-  setTimeout(() => {
-    if (ctx.runs.get(job.id) === run && run.phase === 'rendezvous') {
+  setTimeout(() => { // a timer that fires after close() must not touch the closed store
+    if (!ctx.closing && ctx.runs.get(job.id) === run && run.phase === 'rendezvous') {
       endGeneration(ctx, run, 'rendezvous-timeout', `rank 0's agent ${run.ranks[0].agentId} did not start the rendezvous store in time`);
     }
   }, ctx.knobs.rendezvousTimeoutMs).unref();
@@ -141,7 +141,7 @@ export function finishJob(ctx: CoordinatorContext, jobId: string, state: JobStat
   ctx.launched.delete(jobId);
   // Frames travel apart from the trainers' exit reports: let the last ones land before forgetting.
   setTimeout(() => {
-    if (ctx.runs.has(jobId)) return;
+    if (ctx.closing || ctx.runs.has(jobId)) return;
     ctx.telemetry.aggregator.forget(jobId);
     ctx.health.forget(jobId);
   }, 10_000).unref();

@@ -36,7 +36,7 @@ export function restoreFromStore(ctx: CoordinatorContext): void {
     ctx.health.watch(job.id, job.spec.spec, gen.generation);
     ctx.events.emit(job.id, 'info', 'generation', `coordinator restarted; waiting up to ${ctx.knobs.reattachGraceMs} ms for generation ${gen.generation}'s agents to re-attach`);
     setTimeout(() => {
-      if (ctx.runs.get(job.id) !== run || run.phase !== 'reattaching') return;
+      if (ctx.closing || ctx.runs.get(job.id) !== run || run.phase !== 'reattaching') return;
       const missing = run.ranks.filter((r) => r.state === 'UNSPECIFIED').map((r) => `rank ${r.rank} (${r.agentId})`);
       endGeneration(ctx, run, 'coordinator-restart', `not re-attached in time: ${missing.join(', ')}`);
     }, ctx.knobs.reattachGraceMs).unref();

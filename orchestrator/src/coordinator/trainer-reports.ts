@@ -125,7 +125,7 @@ export function onTrainerStatus(ctx: CoordinatorContext, agentId: string, t: Tra
 function endIfStopStalls(ctx: CoordinatorContext, run: GenerationRun): void {
   const graceS = Number((ctx.store.getJob(run.jobId)?.spec.spec as any)?.preemption?.gracePeriodSeconds ?? 30);
   setTimeout(() => {
-    if (ctx.runs.get(run.jobId) !== run || run.phase === 'ended') return;
+    if (ctx.closing || ctx.runs.get(run.jobId) !== run || run.phase === 'ended') return;
     const left = run.ranks.filter((r) => r.state !== 'PREEMPTED' && r.state !== 'SUCCEEDED').map((r) => r.rank);
     endGeneration(ctx, run, 'preempted', `rank(s) ${left.join(', ')} did not stop within the ${graceS} s grace period`);
   }, (graceS + 5) * 1000).unref();
