@@ -96,12 +96,12 @@ def knn_eval(encoder, bank_ds, query_ds, mean, std, image_size: int, k: int = 20
             "temperature": temperature, "seconds": round(time.monotonic() - t0, 3)}
 
 
-def knn_monitor(encoder, resolved: dict, device="cpu", batch_size: int = 256) -> dict:
-    """The job's kNN monitor from a resolved spec (spec.eval.knn, spec.data, spec.augment.normalize)."""
+def knn_monitor(encoder, resolved: dict, device="cpu", batch_size: int = 256, datasets=None) -> dict:
+    """The job's kNN monitor from a resolved spec (spec.eval.knn, spec.data, spec.augment.normalize).
+    `datasets` = (bank, queries) already opened, else they are opened from spec.data."""
     s = resolved["spec"]
     knn, norm = s["eval"]["knn"], s["augment"]["normalize"]
-    bank_ds = data_mod.open_dataset(s["data"], "train")
-    query_ds = data_mod.open_dataset(s["data"], "eval")
+    bank_ds, query_ds = datasets or (data_mod.open_dataset(s["data"], "train"), data_mod.open_dataset(s["data"], "eval"))
     return knn_eval(encoder, bank_ds, query_ds, norm["mean"], norm["std"], int(s["data"]["imageSize"]),
                     knn["k"], knn["temperature"], knn["bankSize"], knn["querySize"], device, batch_size)
 
@@ -110,8 +110,10 @@ def knn_baselines(encoder, resolved: dict, device="cpu", batch_size: int = 256) 
     """What training is measured against, with the job's own kNN: the encoder as it is now (call it before the
     first step: random init) and the raw pixels (normalised, flattened). Keys: knn_top1_random_init,
     knn_top1_raw_pixels."""
-    return {"knn_top1_random_init": knn_monitor(encoder, resolved, device, batch_size)["top1"],
-            "knn_top1_raw_pixels": knn_monitor(torch.nn.Flatten(), resolved, device, batch_size)["top1"]}
+    s = resolved["spec"]
+    datasets = (data_mod.open_dataset(s["data"], "train"), data_mod.open_dataset(s["data"], "eval"))  # once for both
+    return {"knn_top1_random_init": knn_monitor(encoder, resolved, device, batch_size, datasets)["top1"],
+            "knn_top1_raw_pixels": knn_monitor(torch.nn.Flatten(), resolved, device, batch_size, datasets)["top1"]}
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float = 1e-4,
