@@ -47,6 +47,13 @@ def test_unreadable_token_file_is_a_flag_error(tmp_path):
     assert "flag=--token-file" in agent_log(tmp_path)
 
 
+def _wait_for(cond, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
 def test_session_key_from_welcome_is_presented_on_reconnect(tmp_path):
     first = FakeCoordinator()
     first.session_key = "key-of-agent-test"
@@ -54,6 +61,7 @@ def test_session_key_from_welcome_is_presented_on_reconnect(tmp_path):
     agent = start_agent(first.address, tmp_path)
     try:
         assert first.expect("hello").session_key == ""  # a first registration has none
+        _wait_for(lambda: "event=connected " in agent_log(tmp_path))  # the Welcome, and its key, arrived
         first.stop()
         time.sleep(0.3)
         second = FakeCoordinator(port=port)

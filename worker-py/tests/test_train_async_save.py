@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -153,12 +154,12 @@ def test_writer_is_idle_in_the_background_and_normal_while_the_loop_waits(tmp_pa
         seen, done = [], threading.Event()
         saver.save(_snap(2, model, opt, {"big": torch.randn(16 * 2**20)}), str(tmp_path))
 
-        def sample():  # keeps only samples taken entirely inside wait()'s raised section
+        def sample():  # under the priority's lock: the count and the policy change together there
             while not done.is_set():
-                if saver._priority._waiting:
-                    p = _policies(pid)
+                with saver._priority._lock:
                     if saver._priority._waiting:
-                        seen.append(p)
+                        seen.append(_policies(pid))
+                time.sleep(0.001)
         t = threading.Thread(target=sample)
         t.start()
         assert saver.wait().ok
