@@ -5,7 +5,8 @@
 Measures (a)-(c) as the mean of `--steps` steps run back to back after `--warmup` untimed ones, with one
 device sync at the end (as the trainer runs them), and (d) as the median of its steps:
   (a) full    - our step: uint8 batch to the device, batched on-device augmentation of both views,
-                TrainStep (bf16 autocast + channels-last where the device supports it, LARS, EMA);
+                TrainStep (bf16 autocast + channels-last where the device supports it, LARS, EMA; on CUDA
+                replayed as one CUDA graph unless --cuda-graph off);
   (b) step    - TrainStep alone on ready float views;
   (c) augment - the augmentation of both views alone;
   (d) reference - a plain BYOL step written the common way: per-sample PIL augmentations in
@@ -27,6 +28,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from .augment import ViewAugment
+from .cuda_graph import WARMUP
 from .distributed import pick_device
 from .loss import byol_loss
 from .model import build_model
@@ -57,6 +59,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps before timing")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    ap.add_argument("--cuda-graph", choices=["auto", "on", "off"], default="auto",
+                    help="replay the step as one CUDA graph (auto: on CUDA, as the trainer does)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave torch's default)")
     ap.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers of the reference")
     ap.add_argument("--width", type=float, default=1.0, help="encoder width multiplier (tiny runs: 0.0625)")
@@ -97,7 +101,10 @@ def run(a: argparse.Namespace) -> dict:
     prec = resolve(a.precision, "auto", device)
     torch.manual_seed(0)
     model = prec.prepare_model(build_model(model_cfg, size).to(device))
-    step = TrainStep(model, build_optimizer(model, opt_cfg), prec)
+    if a.cuda_graph == "on" and device.type != "cuda":
+        raise SystemExit(f"bench: --cuda-graph on needs a CUDA device, got {device}")
+    graph = a.cuda_graph == "on" or (a.cuda_graph == "auto" and device.type == "cuda")
+    step = TrainStep(model, build_optimizer(model, opt_cfg), prec, cuda_graph=graph)
     augs = [ViewAugment({k: x for k, x in v.items() if k != "semantics"}, size, normalize, semantics=v["semantics"])
             for v in views]
     images = torch.randint(0, 256, (B, src, src, 3), dtype=torch.uint8)
@@ -115,7 +122,8 @@ def run(a: argparse.Namespace) -> dict:
 
     ready = augment()
     results = {
-        "full": _ms_per_step(full, a.steps, a.warmup, sync),
+        # a graphed step runs its first steps eagerly, then captures (cuda_graph.py): time only replays
+        "full": _ms_per_step(full, a.steps, max(a.warmup, WARMUP + 1) if graph else a.warmup, sync),
         "step": _ms_per_step(lambda: step.run([tuple(ready)], lr=0.1, tau=0.996), a.steps, a.warmup, sync),
         "augment": _ms_per_step(augment, a.steps, a.warmup, sync),
     }
@@ -125,7 +133,7 @@ def run(a: argparse.Namespace) -> dict:
     out = {
         "device": str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})",
         "torch": torch.__version__, "threads": torch.get_num_threads(), "precision": prec.name,
-        "channels_last": prec.channels_last, "model": a.model, "width": a.width, "hidden": a.hidden,
+        "channels_last": prec.channels_last, "cuda_graph": graph, "model": a.model, "width": a.width, "hidden": a.hidden,
         "image_size": size, "source_size": src, "batch": B, "steps": a.steps, "warmup": a.warmup,
         "loader_workers": a.loader_workers,
         "results": {name: {"ms_per_step": round(ms, 3), "images_per_s": round(B * 1000.0 / ms, 3)}

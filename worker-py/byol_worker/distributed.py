@@ -80,6 +80,7 @@ def pick_device(want: str, local_rank: int | None = None) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+        torch.backends.cudnn.benchmark = True  # every step has the same shapes: time cuDNN's choices once
     return dev
 
 

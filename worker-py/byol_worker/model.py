@@ -197,12 +197,16 @@ class BYOLModel(nn.Module):
         return self.target_projector(self.target_encoder(x))
 
     @torch.no_grad()
-    def update_target(self, tau: float) -> None:
-        """xi <- tau*xi + (1-tau)*theta over parameters only; BN buffers stay the target's own."""
+    def update_target(self, tau: float | torch.Tensor) -> None:
+        """xi <- tau*xi + (1-tau)*theta over parameters only; BN buffers stay the target's own.
+        tau may be a 0-d tensor on the device (what a captured CUDA graph reads, step.py)."""
         online = list(self.online_encoder.parameters()) + list(self.online_projector.parameters())
         target = self.target_parameters()
-        # lerp(t, o, w) = t + w*(o - t) = tau*t + (1-tau)*o with w = 1 - tau
-        torch._foreach_lerp_(target, online, 1.0 - float(tau))
+        if isinstance(tau, torch.Tensor):
+            torch._foreach_mul_(target, tau)
+            torch._foreach_add_(target, torch._foreach_mul(online, 1.0 - tau))
+        else:  # lerp(t, o, w) = t + w*(o - t) = tau*t + (1-tau)*o with w = 1 - tau
+            torch._foreach_lerp_(target, online, 1.0 - float(tau))
 
 
 def build_model(model_cfg: dict[str, Any], image_size: int | None = None) -> BYOLModel:

@@ -40,16 +40,18 @@ class LARS(torch.optim.Optimizer):
     solo-learn (clip=True), for adapted params with ||p|| > 0 and ||g|| > 0 (raw grad norm):
         trust = eta*||p|| / (||g|| + wd*||p|| + eps); trust <- min(trust/lr, 1);
         g <- (g + wd*p) * trust; otherwise g is used as is (no decay).
-    Non-adapted groups (biases, norm params): mu <- m*mu + g; p <- p - lr*mu (no decay).
-    Vectorised with torch._foreach ops and tensor-valued trust ratios: no host sync per param.
+    Non-adapted groups are SGD with momentum: g <- g + wd*p; mu <- m*mu + g; p <- p - lr*mu (the bias/norm
+    group has wd 0). Momentum starts at zero, so the first step's mu is g, as in torch.optim.SGD.
+    Vectorised with torch._foreach ops and tensor-valued trust ratios: no host sync per param. `group["lr"]`
+    may be a 0-d tensor on the device, so a captured CUDA graph reads the step's LR from it (step.py).
     """
 
     def __init__(self, params, lr: float = 0.0, momentum: float = 0.9, weight_decay: float = 0.0,
-                 eta: float = 1e-3, clip: bool = False, eps: float = 1e-8):
+                 eta: float = 1e-3, clip: bool = False, eps: float = 1e-8, adapt: bool = True):
         if momentum < 0 or weight_decay < 0 or eta <= 0:
             raise ValueError(f"LARS: invalid momentum={momentum}, weight_decay={weight_decay} or eta={eta}")
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, clip=clip, eps=eps,
-                        adapt=True)
+                        adapt=adapt)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -63,9 +65,11 @@ class LARS(torch.optim.Optimizer):
             if not params:
                 continue
             grads = [p.grad for p in params]
-            lr, m = float(group["lr"]), float(group["momentum"])
+            lr, m, wd = group["lr"], float(group["momentum"]), float(group["weight_decay"])
             if group["adapt"]:
                 grads = self._adapted(params, grads, group, lr)
+            elif wd:
+                grads = torch._foreach_add(grads, params, alpha=wd)
             bufs = []
             for p in params:
                 state = self.state[p]
@@ -74,11 +78,14 @@ class LARS(torch.optim.Optimizer):
                 bufs.append(state["momentum_buffer"])
             torch._foreach_mul_(bufs, m)
             torch._foreach_add_(bufs, grads)
-            torch._foreach_add_(params, bufs, alpha=-lr)
+            if isinstance(lr, torch.Tensor):
+                torch._foreach_add_(params, torch._foreach_mul(bufs, -lr))
+            else:
+                torch._foreach_add_(params, bufs, alpha=-float(lr))
         return loss
 
     @staticmethod
-    def _adapted(params, grads, group, lr: float) -> list[torch.Tensor]:
+    def _adapted(params, grads, group, lr: float | torch.Tensor) -> list[torch.Tensor]:
         wd, eta = float(group["weight_decay"]), float(group["eta"])
         p_norm = torch.stack(torch._foreach_norm(params))
         if not group["clip"]:
@@ -92,7 +99,10 @@ class LARS(torch.optim.Optimizer):
         ok = (p_norm > 0) & (g_norm > 0)
         trust = eta * p_norm / (g_norm + wd * p_norm + float(group["eps"]))
         # min(trust/lr, 1); at lr = 0 the limit is 1 (and the step moves nothing anyway)
-        trust = torch.clamp(trust / lr, max=1.0) if lr > 0 else torch.ones_like(trust)
+        if isinstance(lr, torch.Tensor):
+            trust = torch.where(lr > 0, torch.clamp(trust / lr, max=1.0), 1.0)
+        else:
+            trust = torch.clamp(trust / lr, max=1.0) if lr > 0 else torch.ones_like(trust)
         trust = torch.where(ok, trust, 1.0)
         decay = torch.where(ok, wd, 0.0)
         g = torch._foreach_add(grads, torch._foreach_mul(params, list(decay.unbind())))
@@ -120,9 +130,9 @@ def build_optimizer(model: nn.Module, opt_cfg: dict[str, Any]) -> torch.optim.Op
             groups.append({"params": excluded, "adapt": False, "weight_decay": 0.0, "excluded": True})
         return LARS(groups, lr=0.0, momentum=momentum, weight_decay=wd,
                     eta=float(opt_cfg.get("trustCoefficient", 1e-3)), clip=bool(opt_cfg.get("larsClip", False)))
-    if name == "sgd":
+    if name == "sgd":  # LARS's non-adapted update: torch.optim.SGD's, but with a tensor LR allowed
         groups = [{"params": regular, "weight_decay": wd, "excluded": False}]
         if excluded:
             groups.append({"params": excluded, "weight_decay": 0.0, "excluded": True})
-        return torch.optim.SGD(groups, lr=0.0, momentum=momentum, foreach=True)
+        return LARS(groups, lr=0.0, momentum=momentum, adapt=False)
     raise ValueError(f"spec.optimizer.name: unknown optimizer '{name}', expected 'lars' or 'sgd'")

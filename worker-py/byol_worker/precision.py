@@ -40,10 +40,11 @@ class Precision:
     def name(self) -> str:
         return "bf16" if self.dtype == torch.bfloat16 else "fp32"
 
-    def autocast(self):
+    def autocast(self, cache: bool = True):
+        """cache=False inside a CUDA graph capture: cached casts would outlive the capture."""
         if self.dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype, cache_enabled=cache)
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """Convert weights to channels-last in place; call before wrapping in DDP."""

@@ -25,7 +25,9 @@ class TrainStep:
     """
 
     def __init__(self, model: BYOLModel, optimizer: torch.optim.Optimizer, precision: Precision,
-                 accumulation: int = 1, online: nn.Module | None = None):
+                 accumulation: int = 1, online: nn.Module | None = None, cuda_graph: bool = False):
+        """cuda_graph: capture the whole step once and replay it (cuda_graph.py); one CUDA device, no
+        accumulation, no DDP."""
         if accumulation < 1:
             raise ValueError(f"accumulation must be >= 1, got {accumulation}")
         self.model = model
@@ -39,6 +41,12 @@ class TrainStep:
         # called before the first change to parameters or optimizer state: a background checkpoint copy of
         # them (AsyncSaver.fence) overlaps this step's forward and backward, and must end before that change
         self.before_update: Callable[[], None] | None = None
+        self.graph = None
+        if cuda_graph:
+            from .cuda_graph import GraphedStep
+            if accumulation != 1 or self._has_no_sync or next(model.parameters()).device.type != "cuda":
+                raise ValueError("a CUDA graph step needs one CUDA device, accumulation 1 and no DDP")
+            self.graph = GraphedStep(self)
 
     def update_only_tensors(self) -> list[torch.Tensor]:
         """What only the optimizer step and the EMA update change (parameters, optimizer state), so a copy of
@@ -55,31 +63,39 @@ class TrainStep:
         if len(micro_batches) != self.accumulation:
             raise ValueError(f"expected {self.accumulation} micro-batches (accumulation), got {len(micro_batches)}")
         self.model.train()  # the target also runs in train mode: batch statistics [spec §6]
-        prec = self.precision
-        stats = []
-        last = len(micro_batches) - 1
-        for i, (v1, v2) in enumerate(micro_batches):
-            v1, v2 = prec.prepare_input(v1), prec.prepare_input(v2)
-            sync = self.online.no_sync() if self._has_no_sync and i < last else contextlib.nullcontext()
-            with sync:
-                with prec.autocast():
-                    p1, p2, z1, z2 = self.online(v1, v2)
-                    with torch.no_grad():
-                        t1 = self.model.target_forward(v1)
-                        t2 = self.model.target_forward(v2)
-                loss = byol_loss(p1, p2, t1, t2)  # fp32 inside
-                (loss / self.accumulation).backward()
-            stats.append(torch.stack([loss.detach(), z_std(z1, z2)]))
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        if self.graph is not None:
+            return StepResult(self.graph.run(*micro_batches[0], lr, tau))
+        stats = [self.forward_backward(v1, v2, i == len(micro_batches) - 1) for i, (v1, v2) in enumerate(micro_batches)]
         if self.before_update is not None:
             self.before_update()
-        self.optimizer.step()
+        self.update(lr, tau)
         self.optimizer.zero_grad(set_to_none=True)
-        self.model.update_target(tau)
         if self._xla_sync is not None:
             self._xla_sync()
         return StepResult(torch.stack(stats).mean(dim=0))
+
+    def forward_backward(self, v1: torch.Tensor, v2: torch.Tensor, last: bool = True,
+                         autocast_cache: bool = True) -> torch.Tensor:
+        """One micro-batch's forward and backward (gradients accumulate); [loss, z_std] on the device."""
+        prec = self.precision
+        v1, v2 = prec.prepare_input(v1), prec.prepare_input(v2)
+        sync = self.online.no_sync() if self._has_no_sync and not last else contextlib.nullcontext()
+        with sync:
+            with prec.autocast(autocast_cache):
+                p1, p2, z1, z2 = self.online(v1, v2)
+                with torch.no_grad():
+                    t1 = self.model.target_forward(v1)
+                    t2 = self.model.target_forward(v2)
+            loss = byol_loss(p1, p2, t1, t2)  # fp32 inside
+            (loss / self.accumulation).backward()
+        return torch.stack([loss.detach(), z_std(z1, z2)])
+
+    def update(self, lr: float | torch.Tensor, tau: float | torch.Tensor) -> None:
+        """The optimizer step at `lr`, then the EMA update with `tau` (floats, or 0-d device tensors)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.model.update_target(tau)
 
 
 class StepResult(Mapping):

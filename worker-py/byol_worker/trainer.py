@@ -204,7 +204,8 @@ class _Run:
             # Compiles the online forward (and its backward through AOTAutograd); the optimizer step and
             # the EMA update stay eager. The first step pays the compile time (docs/architecture.md §10).
             online = torch.compile(online)
-        self.step = TrainStep(self.model, self.opt, self.prec, accumulation=self.acc, online=online)
+        self.step = TrainStep(self.model, self.opt, self.prec, accumulation=self.acc, online=online,
+                              cuda_graph=self._use_cuda_graph(s["train"]))
         self.augs = self._augs()
         self.end = self.K
         self.stop_at = int(p.stop_at_step) if 0 < int(p.stop_at_step) < self.K else 0
@@ -300,6 +301,16 @@ class _Run:
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             ok = int(flag.item()) == 0
         return ok
+
+    def _use_cuda_graph(self, train: dict) -> bool:
+        """train.cudaGraphs: auto = wherever the step can be captured (cuda_graph.py), true = required."""
+        want = train.get("cudaGraphs", "auto")
+        can = (self.device.type == "cuda" and not self.dist.initialized and self.acc == 1
+               and not train.get("compile"))
+        if want is True and not can:
+            raise BadInput("spec.train.cudaGraphs: true needs a CUDA device, one worker, no accumulation "
+                           "(microBatch 0 or globalBatch) and compile false; set it to auto or false")
+        return can and want is not False
 
     # ------------------------------------------------------------------ the loop
 

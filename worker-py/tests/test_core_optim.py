@@ -122,7 +122,43 @@ def test_build_optimizer_groups():
 def test_build_optimizer_sgd_and_errors():
     m = _byol()
     opt = build_optimizer(m, {"name": "sgd", "weightDecay": 5e-4, "momentum": 0.9})
-    assert isinstance(opt, torch.optim.SGD)
     assert [g["weight_decay"] for g in opt.param_groups] == [5e-4, 0.0]
+    assert not any(g["adapt"] for g in opt.param_groups)
     with pytest.raises(ValueError, match="spec.optimizer.name"):
         build_optimizer(m, {"name": "adam"})
+
+
+def _steps(opt_factory, lrs):
+    """Three steps of one optimizer on a fixed toy problem; the parameters after each."""
+    torch.manual_seed(0)
+    w, b = torch.randn(4, 3, requires_grad=True), torch.randn(4, requires_grad=True)
+    opt = opt_factory(w, b)
+    out = []
+    for i, lr in enumerate(lrs):
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = torch.randn(5, 3, generator=torch.Generator().manual_seed(i))
+        ((x @ w.t() + b) ** 2).sum().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        out.append((w.detach().clone(), b.detach().clone()))
+    return out
+
+
+def test_sgd_groups_match_torch_sgd_and_a_tensor_lr_matches_a_float():
+    """The non-adapted update is torch.optim.SGD's (momentum from zero = torch's first step mu = g), with the
+    group's own decay; an LR given as a 0-d tensor (what a CUDA graph reads) gives the same parameters."""
+    lrs = [0.1, 0.05, 0.2]
+    groups = lambda w, b: [{"params": [w], "weight_decay": 5e-4}, {"params": [b], "weight_decay": 0.0}]
+    ref = _steps(lambda w, b: torch.optim.SGD(groups(w, b), lr=0.0, momentum=0.9), lrs)
+    ours = _steps(lambda w, b: LARS(groups(w, b), momentum=0.9, adapt=False), lrs)
+    tensor_lr = _steps(lambda w, b: LARS(groups(w, b), momentum=0.9, adapt=False), [torch.tensor(x) for x in lrs])
+    for (rw, rb), (ow, ob), (tw, tb) in zip(ref, ours, tensor_lr):
+        torch.testing.assert_close(ow, rw, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(ob, rb, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(tw, ow, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(tb, ob, rtol=1e-6, atol=1e-7)
+    for clip in (False, True):  # the adapted update reads a tensor LR the same way, clipped or not
+        make = lambda w, b: LARS([{"params": [w], "weight_decay": 1e-2}], momentum=0.9, eta=0.5, clip=clip)
+        for (fw, _), (tw, _) in zip(_steps(make, lrs), _steps(make, [torch.tensor(x) for x in lrs])):
+            torch.testing.assert_close(tw, fw, rtol=1e-6, atol=1e-7)

@@ -15,7 +15,7 @@ import torch
 
 from byol_worker import checkpoint as ckpt
 from byol_worker.trainer import train_in_process
-from conftest import resolved, tiny_doc
+from conftest import merge, resolved, tiny_doc
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -63,3 +63,59 @@ def test_knn_export_and_bench_commands_on_the_gpu(tmp_path):
 
 def spec_steps(folder) -> int:
     return [s for s, _ in ckpt.list_steps(str(folder))][-1]
+
+
+def _step_pair(precision: str, channels_last: bool):
+    """Two identical models and TrainSteps on the GPU, one replaying a CUDA graph."""
+    from byol_worker.model import build_model
+    from byol_worker.optim import build_optimizer
+    from byol_worker.precision import resolve
+    from byol_worker.step import TrainStep
+    cfg = {"backbone": "resnet18-cifar", "width": 0.25, "projector": {"hiddenDim": 64, "outDim": 32},
+           "predictor": {"hiddenDim": 64}}
+    prec = resolve(precision, channels_last, "cuda:0")
+    steps = []
+    for graph in (False, True):
+        torch.manual_seed(0)
+        model = prec.prepare_model(build_model(cfg).cuda())
+        opt = build_optimizer(model, {"name": "lars", "weightDecay": 1e-4, "momentum": 0.9})
+        steps.append(TrainStep(model, opt, prec, cuda_graph=graph))
+    return steps
+
+
+@pytest.mark.parametrize("precision,channels_last,tol", [("fp32", False, 1e-4), ("bf16", True, 3e-2)])
+def test_cuda_graph_step_matches_the_eager_step(precision, channels_last, tol):
+    """Eager warm-up steps, the capture, then replays with new inputs, LR and tau: the same losses and weights
+    as the eager step, and the optimizer's LR is a float again (what a checkpoint saves)."""
+    from byol_worker.cuda_graph import WARMUP
+    eager, graphed = _step_pair(precision, channels_last)
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    for k in range(WARMUP + 4):
+        v1, v2 = (torch.randn(16, 3, 32, 32, device="cuda", generator=gen) for _ in range(2))
+        lr, tau = 0.1 + 0.05 * k, 0.99 - 0.01 * k
+        a, b = eager.run([(v1, v2)], lr, tau), graphed.run([(v1, v2)], lr, tau)
+        assert abs(a["loss"] - b["loss"]) <= tol * max(1.0, abs(a["loss"])), (k, a["loss"], b["loss"])
+    assert graphed.graph.graph is not None
+    assert all(isinstance(g["lr"], float) for g in graphed.optimizer.param_groups)
+    for (name, pa), pb in zip(eager.model.state_dict().items(), graphed.model.state_dict().values()):
+        if pa.is_floating_point():
+            torch.testing.assert_close(pb, pa, rtol=tol, atol=tol, msg=name)
+
+
+def test_cuda_graph_training_stops_resumes_and_matches_eager(tmp_path):
+    """train.cudaGraphs true in process, 12 steps: stopped at step 6 with a checkpoint (saved while graphs
+    replay) and resumed into a new graph, it gives the losses of an eager run of the same spec."""
+    doc = tiny_doc(spec={"resources": {"device": "cuda"}, "train": {"epochs": 3}})
+    eager = train_in_process(resolved(merge(doc, {"spec": {"train": {"cudaGraphs": False}}})),
+                             checkpoint_dir=str(tmp_path / "eager"))
+    assert eager.exit_code == 0 and sorted(eager.losses) == list(range(12)), eager.message
+    spec = resolved(merge(doc, {"spec": {"train": {"cudaGraphs": True}}}))
+    first = train_in_process(spec, checkpoint_dir=str(tmp_path / "graph"), stop_at_step=6)
+    assert first.exit_code == 75 and first.step == 6, first.message
+    mid = tmp_path / "graph" / "step-000000006"
+    assert all(isinstance(g["lr"], float) for g in ckpt.load(str(mid))["optimizer"]["param_groups"])
+    second = train_in_process(spec, checkpoint_dir=str(tmp_path / "graph"), resume=str(mid))
+    assert second.exit_code == 0 and second.step == 12, second.message
+    graphed = {**first.losses, **second.losses}
+    for k in range(12):
+        assert abs(graphed[k] - eager.losses[k]) <= 1e-3, (k, graphed[k], eager.losses[k])
