@@ -59,8 +59,9 @@ def prepare(out: str) -> None:
 # ---------------------------------------------------------------- on the device
 
 class Run:
-    def __init__(self, out: str, limit: float):
-        self.out, self.t0, self.limit = out, time.monotonic(), limit
+    def __init__(self, out: str, limit: float, reserve: float = 0.0):
+        """reserve: seconds kept back by the stages before quality, for it (0 when quality is not run)"""
+        self.out, self.t0, self.limit, self.reserve = out, time.monotonic(), limit, reserve
         self.results: dict = {"stages": {}, "skipped": []}
 
     def left(self) -> float:
@@ -113,7 +114,7 @@ def stage_tests(r: Run) -> dict:
     tests = ["worker-py/tests/test_gpu.py", "worker-py/tests/test_train_devices.py"]
     tests += sorted(os.path.join("worker-py/tests", f) for f in os.listdir(os.path.join(REPO, "worker-py/tests"))
                     if f.startswith("test_core_"))
-    p = r.sh([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], min(150, r.left() - 200),
+    p = r.sh([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], min(150, r.left() - r.reserve - 100),
              "pytest.txt")
     summary = (p.stdout.strip().splitlines() or [""])[-1]
     with open(os.path.join(r.out, "pytest.txt"), "a", encoding="utf-8") as f:
@@ -128,7 +129,7 @@ def stage_bench(r: Run) -> dict:
             extra = ["--loader-workers", "12"] if graph == "on" else ["--no-reference"]
             p = r.sh([sys.executable, "-m", "byol_worker", "bench", "--json", "--device", "cuda", "--model", model,
                       "--batch", str(batch), "--steps", str(steps), "--warmup", str(warmup), "--cuda-graph", graph,
-                      *extra], min(120, r.left() - 150), "bench.log")
+                      *extra], min(120, r.left() - r.reserve - 50), "bench.log")
             out[f"{model}-b{batch}-graph-{graph}"] = (json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0
                                                       else {"failed": p.returncode})
     return out
@@ -143,7 +144,7 @@ def stage_peers(r: Run) -> dict:
         for peer in ("lightly", "lucidrains"):
             for prec in ("fp32", "bf16"):
                 p = r.sh([sys.executable, peers, "--peer", peer, "--model", model, "--batch", str(batch), "--precision",
-                          prec, "--steps", str(steps), "--warmup", "3"], min(60, r.left() - 120), "peers.log")
+                          prec, "--steps", str(steps), "--warmup", "3"], min(60, r.left() - r.reserve - 20), "peers.log")
                 out[f"{peer}-{model}-{prec}"] = (json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0
                                                  else {"failed": p.returncode})
     return out
@@ -200,7 +201,7 @@ def train_one(spec_file: str, epochs: int, result: str) -> int:
 
 def run(a: argparse.Namespace) -> int:
     os.makedirs(a.out, exist_ok=True)
-    r = Run(a.out, a.limit)
+    r = Run(a.out, a.limit, reserve=150 if "quality" in a.stages.split() else 0)
     r.results["env"] = env_info()
     r.save()
     stages = a.stages.split()

@@ -4,7 +4,8 @@
 
 Measures (a)-(c) as the mean of `--steps` steps run back to back after `--warmup` untimed ones, with one
 device sync at the end (as the trainer runs them), and (d) as the median of its steps:
-  (a) full    - our step: uint8 batch to the device, batched on-device augmentation of both views,
+  (a) full    - our step: uint8 batch to the device, batched on-device augmentation of both views (on CUDA on a
+                side stream, beside the previous step),
                 TrainStep (bf16 autocast + channels-last where the device supports it, LARS, EMA; on CUDA
                 replayed as one CUDA graph unless --cuda-graph off);
   (b) step    - TrainStep alone on ready float views;
@@ -34,6 +35,7 @@ from .loss import byol_loss
 from .model import build_model
 from .optim import build_optimizer
 from .precision import resolve
+from .side_stream import SideStream
 from .step import TrainStep
 
 MODELS = {"resnet18-cifar": (32, 32, 128), "resnet50": (224, 256, 64)}  # image size, source size, batch
@@ -116,8 +118,12 @@ def run(a: argparse.Namespace) -> dict:
         x = images.to(device, non_blocking=True)
         return [aug.apply(x, aug.sample(B, gen)) for aug in augs]
 
-    def full():
-        v1, v2 = augment()
+    side = SideStream(device)
+
+    def full():  # as the trainer: this batch's augmentation beside the step queued last
+        with side.work():
+            v1, v2 = augment()
+        side.hand_over(v1, v2)
         step.run([(v1, v2)], lr=0.1, tau=0.996)
 
     ready = augment()

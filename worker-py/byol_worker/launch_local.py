@@ -18,12 +18,12 @@ import sys
 import tempfile
 import time
 
-import zmq
 from google.protobuf import json_format
 
 from . import checkpoint as ckpt
 from .control import schedule_from_plan
 from .logging_setup import setup_logging
+from .optional import zmq
 from .proto import agent_pb2, telemetry_pb2, trainer_pb2
 
 log = logging.getLogger("byol.launch")

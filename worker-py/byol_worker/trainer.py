@@ -149,6 +149,7 @@ class _Run:
         from .model import build_model
         from .optim import build_optimizer
         from .precision import resolve as resolve_precision
+        from .side_stream import SideStream
         from .spec import spec_hash
         from .step import TrainStep
         from .telemetry import TelemetrySender
@@ -207,6 +208,7 @@ class _Run:
         self.step = TrainStep(self.model, self.opt, self.prec, accumulation=self.acc, online=online,
                               cuda_graph=self._use_cuda_graph(s["train"]))
         self.augs = self._augs()
+        self.side = SideStream(self.device)
         self.end = self.K
         self.stop_at = int(p.stop_at_step) if 0 < int(p.stop_at_step) < self.K else 0
         self.loader = BatchLoader(self.ds, self.B, int(sch.steps_per_epoch), self.seed, self.rank, self.W,
@@ -332,9 +334,11 @@ class _Run:
         t_prev = time.perf_counter()
         for k, x, _labels in self.loader:
             t_data = time.perf_counter() - t_prev
-            x = x.to(self.device, non_blocking=True)
-            p1, p2 = view_params(self.augs, self.seed, k, lo, hi, self.B, self.device)
-            v1, v2 = self.augs[0].apply(x, p1), self.augs[1].apply(x, p2)
+            with self.side.work():  # beside the step queued last (side_stream.py)
+                x = x.to(self.device, non_blocking=True)
+                p1, p2 = view_params(self.augs, self.seed, k, lo, hi, self.B, self.device)
+                v1, v2 = self.augs[0].apply(x, p1), self.augs[1].apply(x, p2)
+            self.side.hand_over(v1, v2)
             micro = [(v1[i * self.b:(i + 1) * self.b], v2[i * self.b:(i + 1) * self.b]) for i in range(self.acc)]
             lr, tau = lr_at(k, self.K, int(self.sch.warmup_steps), float(self.sch.peak_lr)), tau_at(k, self.K, float(self.sch.tau_base), self.sch.tau_schedule)
             out = self.step.run(micro, lr, tau)
