@@ -6,7 +6,7 @@
 #   # device tool: run with carry [".gpu", "worker-py/byol_worker/gen"], timeout_s 580, command:
 #   #   bash bench/gpu.sh run        # STAGES (default "tests bench quality"; "peers" adds lightly and lucidrains
 #   #                                # on the same GPU, about 5 minutes), LIMIT (default 540 seconds)
-#   bash bench/gpu.sh record DIR     # here: DIR = the run's files; updates BENCHMARKS.md "GPU" from gpu-results.json
+#   bash bench/gpu.sh record DIR...  # here: each DIR = one run's files; updates BENCHMARKS.md "GPU" from gpu-results.json
 #
 # The device image has Python 3.12 with torch but no pyzmq or jsonschema (and this workplace has no cp312 wheels
 # of them): nothing run there needs them. Specs are resolved and validated here and travel resolved; the trainer
@@ -45,8 +45,10 @@ case "$stage" in
       --stages "${STAGES:-tests bench quality}" --limit "${LIMIT:-540}"
     ;;
   record)
-    dir=${2:?usage: bash bench/gpu.sh record DIR}
-    .venv/bin/python bench/py/gpu_run.py record --results "$dir/gpu-results.json" --benchmarks BENCHMARKS.md
+    shift
+    [ $# -gt 0 ] || { echo "usage: bash bench/gpu.sh record DIR [DIR...]" >&2; exit 2; }
+    args=(); for dir in "$@"; do args+=(--results "$dir/gpu-results.json"); done
+    .venv/bin/python bench/py/gpu_run.py record "${args[@]}" --benchmarks BENCHMARKS.md
     ;;
   *)
     sed -n '2,9p' "$0"; exit 2 ;;

@@ -233,8 +233,9 @@ def run(a: argparse.Namespace) -> int:
 def section(res: dict) -> str:
     env, st = res.get("env", {}), res.get("stages", {})
     card = env.get("card", "unknown card")
-    lines = [f"### {card}: `bash bench/gpu.sh run` (torch {env.get('torch')}, CUDA {env.get('cuda')}, "
-             f"{env.get('cpus')} CPU cores)", ""]
+    stages = " ".join(k for k in ("tests", "bench", "peers", "quality") if k in st)
+    lines = [f"### {card}: `STAGES=\"{stages}\" bash bench/gpu.sh run` (torch {env.get('torch')}, CUDA "
+             f"{env.get('cuda')}, {env.get('cpus')} CPU cores)", ""]
     if "tests" in st:
         lines += [f"- GPU tests: `{st['tests'].get('summary', st['tests'])}`", ""]
     b = st.get("bench", {})
@@ -242,6 +243,8 @@ def section(res: dict) -> str:
         lines += ["| model, batch | full step img/s | step only | augment ms | plain fp32 reference img/s | full / reference |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for key, v in b.items():
+            if not isinstance(v, dict):  # stage_s
+                continue
             if "results" not in v:
                 lines.append(f"| {key} | failed ({v}) | | | | |")
                 continue
@@ -255,7 +258,7 @@ def section(res: dict) -> str:
     p = st.get("peers", {})
     if p and "skipped" not in p:
         lines += ["| peer, model, precision | img/s |", "| --- | --- |"]
-        lines += [f"| {k} | {v.get('images_per_s', v.get('img_s', v))} |" for k, v in p.items() if k != "stage_s"]
+        lines += [f"| {k} | {v.get('images_per_s', v.get('img_s', v))} |" for k, v in p.items() if isinstance(v, dict)]
         lines.append("")
     q = st.get("quality", {})
     if q:
@@ -273,17 +276,19 @@ def section(res: dict) -> str:
     return "\n".join(lines)
 
 
-def record(results: str, benchmarks: str) -> int:
-    res = json.load(open(results, encoding="utf-8"))
+def record(results: list[str], benchmarks: str) -> int:
+    """One section per run, in the order given (a session may split its device time into several calls)."""
+    runs = [json.load(open(f, encoding="utf-8")) for f in results]
     text = open(benchmarks, encoding="utf-8").read()
     begin, end = "<!-- gpu.sh:begin -->", "<!-- gpu.sh:end -->"
-    block = f"{begin}\n{section(res)}\n{end}"
+    body = "\n".join(f"{section(res)}" for res in runs)
+    block = f"{begin}\n{body}\n{end}"
     if begin in text:
         text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n## GPU (`bash bench/gpu.sh`)\n\n" + block + "\n"
     open(benchmarks, "w", encoding="utf-8").write(text)
-    print(f"recorded {res.get('env', {}).get('card')} into {benchmarks}")
+    print(f"recorded {len(runs)} run(s) on {runs[0].get('env', {}).get('card')} into {benchmarks}")
     return 0
 
 
@@ -303,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=0)
     p.add_argument("--result", required=True)
     p = sub.add_parser("record")
-    p.add_argument("--results", required=True)
+    p.add_argument("--results", required=True, action="append", help="gpu-results.json of a run (repeatable)")
     p.add_argument("--benchmarks", required=True)
     a = ap.parse_args(argv)
     if a.cmd == "prepare":

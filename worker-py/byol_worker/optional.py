@@ -25,3 +25,6 @@ try:
     from jsonschema import Draft7Validator
 except ImportError as e:  # pragma: no cover
     Draft7Validator = _Missing("jsonschema", "validating job specs", e)
+
+
+HAVE_JSONSCHEMA = not isinstance(Draft7Validator, _Missing)

@@ -25,7 +25,8 @@ def test_reference_dataset_gives_two_normalised_views():
 
 
 def test_bench_json_smoke(capsys):
-    rc = main(["--json", "--width", "0.0625", "--hidden", "32", "--batch", "4", "--steps", "1", "--warmup", "1",
+    rc = main(["--json", "--device", "cpu", "--width", "0.0625", "--hidden", "32", "--batch", "4", "--steps", "1",
+               "--warmup", "1",
                "--threads", "1", "--loader-workers", "1", "--precision", "fp32"])
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
