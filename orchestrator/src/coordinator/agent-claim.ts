@@ -7,15 +7,14 @@
 import type {HelloMsg} from '../agents/agent-messages';
 import type {CoordinatorContext} from './context';
 
-export function claimRefusal(ctx: CoordinatorContext, hello: HelloMsg): string | null {
+export function claimRefusal(ctx: Pick<CoordinatorContext, 'credentials' | 'agents' | 'live'>, hello: HelloMsg): string | null {
   const id = hello.agentId;
   if (hello.sessionKey) {
     return ctx.credentials.verify(id, hello.sessionKey)
       ? null
       : `the session key does not belong to agent id "${id}" (the coordinator's session secret may have changed); the agent registers afresh`;
   }
-  const held = ctx.agents.get(id) !== undefined ||
-    [...ctx.runs.values()].some((run) => run.phase !== 'ended' && run.agentIds().includes(id));
+  const held = ctx.agents.get(id) !== undefined || ctx.live.holdsAgent(id);
   return held
     ? `agent id "${id}" is taken: a reconnect must present the session key its Welcome gave; start a new agent with another --agent-id`
     : null;

@@ -68,7 +68,7 @@ function onHello(ctx: CoordinatorContext, conn: AgentConnection, hello: HelloMsg
   }
   const old = ctx.agents.join(hello, conn);
   old?.close('replaced by a newer stream of the same agent');
-  ctx.draining.delete(hello.agentId);
+  ctx.live.clearDraining(hello.agentId);
   conn.send({kind: 'welcome', agentId: hello.agentId, heartbeatIntervalMs: ctx.knobs.heartbeatIntervalMs, telemetryAddress: ctx.telemetryAddress,
     sessionKey: ctx.credentials.keyFor(hello.agentId)});
   ctx.log.info({agentId: hello.agentId, host: hello.host, devices: hello.devices.map((d) => d.id), running: hello.running.length}, 'agent joined');
@@ -80,7 +80,7 @@ function onHello(ctx: CoordinatorContext, conn: AgentConnection, hello: HelloMsg
 /** Trainers the agent still runs: keep those of the current generation, abort the rest. */
 function reattach(ctx: CoordinatorContext, hello: HelloMsg): void {
   for (const t of hello.running) {
-    const run = ctx.runs.get(t.jobId);
+    const run = ctx.live.runOf(t.jobId);
     const slot = run?.accepts(t.jobId, t.generation) ? run.ranks[t.rank] : undefined;
     if (run && slot && slot.agentId === hello.agentId) {
       ctx.agents.assign(hello.agentId, t.deviceId, {jobId: t.jobId, generation: t.generation, rank: t.rank});
@@ -103,10 +103,10 @@ export function agentLost(ctx: CoordinatorContext, agentId: string, reason: stri
   const conn = ctx.agents.get(agentId)?.conn;
   ctx.agents.remove(agentId); // first, so the stream's own close below is not a second loss
   conn?.close(`agent considered lost: ${reason}`);
-  const wasDraining = ctx.draining.delete(agentId);
+  const wasDraining = ctx.live.clearDraining(agentId);
   ctx.log.warn({agentId, reason, wasDraining}, 'agent lost');
-  for (const run of [...ctx.runs.values()]) {
-    if (!run.agentIds().includes(agentId) || run.phase === 'ended') continue;
+  for (const run of ctx.live.runsWithAgent(agentId)) {
+    if (run.phase === 'ended') continue;
     // A preempted agent leaves once its ranks stopped cleanly; the other ranks are still saving
     // and reporting the same stop step, so the generation ends as 'preempted' when they have.
     const mine = run.ranks.filter((r) => r.agentId === agentId);

@@ -1,4 +1,4 @@
-/** What the coordinator's modules share: stores, registries, the live generations, knobs. */
+/** What the coordinator's modules share: stores, registries, the live state, knobs. */
 import type {Logger} from 'pino';
 import type {AgentCredentials} from '../agents/agent-credentials';
 import type {AgentRegistry} from '../agents/agent-registry';
@@ -7,10 +7,11 @@ import type {Launcher} from '../domain/launcher';
 import type {RateLimitedWarn} from '../log/rate-limited-warn';
 import type {JobStore} from '../domain/store';
 import type {HealthMonitor} from '../health/health-monitor';
-import type {GenerationRun, Outgoing} from '../rendezvous/generation-run';
+import type {Outgoing} from '../rendezvous/generation-run';
 import type {CoordinatorMetrics} from '../telemetry/prom-metrics';
 import type {TelemetryIngest} from '../telemetry/ingest';
 import type {EventBus} from './event-bus';
+import type {LiveState} from './live-state';
 
 export interface CoordinatorKnobs {
   heartbeatIntervalMs: number;
@@ -47,21 +48,15 @@ export interface CoordinatorContext {
   /** host:port agents dial; tcp://host:port trainers push metrics to. */
   grpcAddress: string;
   telemetryAddress: string;
-  /** Current generation per job (only jobs with a live group). */
-  runs: Map<string, GenerationRun>;
-  /** When the fault that ended a job's last generation was detected (for recoverySeconds). */
-  faultAtMs: Map<string, number>;
-  /** Per job, the state:generation for which the launcher was last asked for agents (asked once per change). */
-  launched: Map<string, string>;
-  /** Agents that announced they are going away (SIGTERM): not given new work. */
-  draining: Set<string>;
+  /** Generations, fault times, launcher requests and draining agents: owned by live-state.ts. */
+  live: LiveState;
   /** Set while shutting down: streams closing then are not agent losses. */
   closing: boolean;
   /** Ask for a scheduling round soon (coalesced). */
   requestSchedule(): void;
 }
 
-export function sendAll(ctx: CoordinatorContext, out: Outgoing[]): void {
+export function sendAll(ctx: Pick<CoordinatorContext, 'agents' | 'log'>, out: Outgoing[]): void {
   for (const o of out) {
     if (!ctx.agents.send(o.agentId, o.msg)) ctx.log.debug({agentId: o.agentId, kind: o.msg.kind}, 'agent not connected; message not sent');
   }

@@ -35,7 +35,7 @@ export class Coordinator implements CoordinatorApi {
     const ctx = this.ctx;
     const job = this.mustGet(id);
     if (TERMINAL_STATES.includes(job.state)) throw new ConflictError(`job ${id} is already ${job.state}; nothing to cancel`);
-    const run = ctx.runs.get(id);
+    const run = ctx.live.runOf(id);
     if (run) endGeneration(ctx, run, 'cancelled', 'cancelled by a user', 'CANCELLED');
     else finishJob(ctx, id, 'CANCELLED', 'cancelled by a user');
     return jobView(ctx, this.mustGet(id));

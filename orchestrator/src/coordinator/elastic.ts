@@ -16,7 +16,7 @@ export function growTarget(run: GenerationRun): number | undefined {
 }
 
 /** Called at each checkpoint: a checkpoint boundary is where the group may grow. */
-export function maybeGrow(ctx: CoordinatorContext, run: GenerationRun): void {
+export function maybeGrow(ctx: Pick<CoordinatorContext, 'store' | 'agents' | 'live' | 'events' | 'log'>, run: GenerationRun): void {
   if (growing.has(run) || run.phase === 'ended') return;
   const job = ctx.store.getJob(run.jobId);
   if (!job || job.state !== 'RUNNING') return;
@@ -25,7 +25,7 @@ export function maybeGrow(ctx: CoordinatorContext, run: GenerationRun): void {
   if (W >= r.workers) return;
   // Jobs waiting for devices get them before a running job grows.
   if (ctx.store.listJobs({states: ['QUEUED', 'RECOVERING', 'WAITING']}).length > 0) return;
-  const free = ctx.agents.freeDevices().filter((d) => !ctx.draining.has(d.agentId)).length;
+  const free = ctx.agents.freeDevices().filter((d) => !ctx.live.isDraining(d.agentId)).length;
   const target = worldSizeFor({
     id: job.id, priority: job.priority, submittedAtMs: job.submittedAtMs, workers: r.workers,
     minWorkers: r.minWorkers, globalBatch: r.globalBatch, resuming: true,

@@ -15,7 +15,7 @@ export function onHealthAlarm(ctx: CoordinatorContext, jobId: string, alarm: Hea
   ctx.events.emit(jobId, 'warn', 'health', alarm.message, {alarm: alarm.kind, sinceStep: alarm.sinceStep});
   if (alarm.kind !== 'collapse' || ctx.health.policy(jobId)?.onCollapse !== 'stop') return;
   const reason = `stopped by spec.health.onCollapse=stop: ${alarm.message}`;
-  const run = ctx.runs.get(jobId);
+  const run = ctx.live.runOf(jobId);
   if (run) endGeneration(ctx, run, 'collapse', reason, 'FAILED');
   else finishJob(ctx, jobId, 'FAILED', reason);
 }

@@ -11,7 +11,7 @@ import type {Device} from '../scheduler/placement';
 import {sendAll, type CoordinatorContext} from './context';
 import {scheduleForWorld} from './job-plan';
 
-export const jobCheckpointDir = (ctx: CoordinatorContext, jobId: string): string => join(ctx.knobs.checkpointRoot, jobId);
+export const jobCheckpointDir = (ctx: Pick<CoordinatorContext, 'knobs'>, jobId: string): string => join(ctx.knobs.checkpointRoot, jobId);
 
 export function setState(ctx: CoordinatorContext, jobId: string, state: JobState, message: string | null = null): Job {
   const before = ctx.store.getJob(jobId)!;
@@ -43,7 +43,7 @@ export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Devi
     telemetryKeys: devices.map((_, rank) => ctx.telemetry.keys.keyFor(job.id, generation, rank)),
   });
   devices.forEach((d, rank) => ctx.agents.assign(d.agentId, d.deviceId, {jobId: job.id, generation, rank}));
-  ctx.runs.set(job.id, run);
+  ctx.live.track(run);
   ctx.telemetry.aggregator.setGeneration(job.id, generation, W, schedule.totalSteps);
   ctx.health.watch(job.id, job.spec.spec, generation);
 
@@ -68,7 +68,7 @@ export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Devi
     {generation, worldSize: W, resumeStep: run.plan.resumeStep});
   sendAll(ctx, run.begin());
   setTimeout(() => { // a timer that fires after close() must not touch the closed store
-    if (!ctx.closing && ctx.runs.get(job.id) === run && run.phase === 'rendezvous') {
+    if (!ctx.closing && ctx.live.isCurrent(run) && run.phase === 'rendezvous') {
       endGeneration(ctx, run, 'rendezvous-timeout', `rank 0's agent ${run.ranks[0].agentId} did not start the rendezvous store in time`);
     }
   }, ctx.knobs.rendezvousTimeoutMs).unref();
@@ -85,7 +85,7 @@ export function endGeneration(
 ): void {
   if (run.phase === 'ended') return;
   abortRun(ctx, run);
-  if (ctx.runs.get(run.jobId) === run) ctx.runs.delete(run.jobId);
+  ctx.live.untrack(run);
   ctx.agents.release(run.jobId, run.generation);
   const endStep = run.progressStep();
   const gen = ctx.store.listGenerations(run.jobId).find((g) => g.generation === run.generation);
@@ -98,7 +98,7 @@ export function endGeneration(
     finishJob(ctx, run.jobId, then, then === 'SUCCEEDED' ? null : message);
   } else {
     // Two faults in a row: the job has been down since the first one (cleared at the next progress).
-    if (!ctx.faultAtMs.has(run.jobId)) ctx.faultAtMs.set(run.jobId, Date.now());
+    ctx.live.faultDetected(run.jobId, Date.now());
     ctx.metrics.recoveries.inc({job: run.jobId});
     if (tooManyFruitless(ctx, run.jobId)) {
       finishJob(ctx, run.jobId, 'FAILED', `${ctx.knobs.maxFruitlessGenerations} generations in a row made no progress; last: ${reason} ${message}`);
@@ -131,17 +131,12 @@ function tooManyFruitless(ctx: CoordinatorContext, jobId: string): boolean {
 
 /** Terminal state: free everything the job holds. */
 export function finishJob(ctx: CoordinatorContext, jobId: string, state: JobState, message: string | null): void {
-  const run = ctx.runs.get(jobId);
-  if (run) {
-    abortRun(ctx, run);
-    ctx.runs.delete(jobId);
-  }
+  const run = ctx.live.forgetJob(jobId);
+  if (run) abortRun(ctx, run);
   ctx.agents.release(jobId);
-  ctx.faultAtMs.delete(jobId);
-  ctx.launched.delete(jobId);
   // Frames travel apart from the trainers' exit reports: let the last ones land before forgetting.
   setTimeout(() => {
-    if (ctx.closing || ctx.runs.has(jobId)) return;
+    if (ctx.closing || ctx.live.hasRun(jobId)) return;
     ctx.telemetry.aggregator.forget(jobId);
     ctx.health.forget(jobId);
   }, 10_000).unref();

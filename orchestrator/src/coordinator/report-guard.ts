@@ -16,7 +16,7 @@ const TRUST_ADVICE = 'if this is not a misconfigured agent (two agents with one 
 export const MAX_RESULTS = 16;
 const MAX_TEXT = 2000;
 
-export function refuse(ctx: CoordinatorContext, kind: ReportKind, agentId: string, r: Refusal, fields: Record<string, unknown> = {}): void {
+export function refuse(ctx: Pick<CoordinatorContext, 'metrics' | 'warnLimited'>, kind: ReportKind, agentId: string, r: Refusal, fields: Record<string, unknown> = {}): void {
   ctx.metrics.rejectedReports.inc({kind, reason: r.reason});
   ctx.warnLimited.warn(`${kind}/${r.reason}`, {kind, reason: r.reason, agentId, ...fields},
     `${kind} report from agent ${agentId} dropped: ${r.detail}; nothing changed (${TRUST_ADVICE})`);

@@ -13,7 +13,7 @@ export function restoreFromStore(ctx: CoordinatorContext): void {
     const gen = ctx.store.listGenerations(job.id).find((g) => g.generation === job.generation);
     if (!gen || gen.endStep !== null) {
       setState(ctx, job.id, 'RECOVERING', 'coordinator restarted with no live generation');
-      ctx.faultAtMs.set(job.id, Date.now());
+      ctx.live.faultDetected(job.id, Date.now());
       continue;
     }
     let schedule;
@@ -31,17 +31,17 @@ export function restoreFromStore(ctx: CoordinatorContext): void {
     }, {reattaching: true});
     for (const r of run.ranks) r.step = job.step;
     run.firstProgressSeen = true;
-    ctx.runs.set(job.id, run);
+    ctx.live.track(run);
     ctx.telemetry.aggregator.setGeneration(job.id, gen.generation, gen.worldSize, schedule.totalSteps);
     ctx.health.watch(job.id, job.spec.spec, gen.generation);
     ctx.events.emit(job.id, 'info', 'generation', `coordinator restarted; waiting up to ${ctx.knobs.reattachGraceMs} ms for generation ${gen.generation}'s agents to re-attach`);
     setTimeout(() => {
-      if (ctx.closing || ctx.runs.get(job.id) !== run || run.phase !== 'reattaching') return;
+      if (ctx.closing || !ctx.live.isCurrent(run) || run.phase !== 'reattaching') return;
       const missing = run.ranks.filter((r) => r.state === 'UNSPECIFIED').map((r) => `rank ${r.rank} (${r.agentId})`);
       endGeneration(ctx, run, 'coordinator-restart', `not re-attached in time: ${missing.join(', ')}`);
     }, ctx.knobs.reattachGraceMs).unref();
   }
   for (const job of ctx.store.listJobs({states: ['RECOVERING', 'WAITING']})) {
-    ctx.faultAtMs.set(job.id, Date.now());
+    ctx.live.faultDetected(job.id, Date.now());
   }
 }

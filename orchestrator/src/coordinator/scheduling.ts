@@ -26,18 +26,18 @@ function ownerOf(agentId: string, jobs: Job[]): string | undefined {
 }
 
 export function scheduleRound(ctx: CoordinatorContext): void {
-  const pendingJobs = ctx.store.listJobs({states: NEEDS_GROUP}).filter((j) => !ctx.runs.has(j.id));
+  const pendingJobs = ctx.store.listJobs({states: NEEDS_GROUP}).filter((j) => !ctx.live.hasRun(j.id));
   if (pendingJobs.length === 0) return;
   const allJobs = ctx.store.listJobs({states: ['QUEUED', 'SCHEDULED', 'RUNNING', 'RECOVERING', 'WAITING']});
   const free: Device[] = ctx.agents.freeDevices()
-    .filter((d) => !ctx.draining.has(d.agentId))
+    .filter((d) => !ctx.live.isDraining(d.agentId))
     .map((d) => {
       const owner = ownerOf(d.agentId, allJobs);
       return owner ? {agentId: d.agentId, deviceId: d.deviceId, ownerJobId: owner} : {agentId: d.agentId, deviceId: d.deviceId};
     });
   // Only the external launcher never brings agents: there, what is connected now is all there is.
   const capacity = ctx.launcher.name === 'external' ? ctx.agents.list()
-    .filter((a) => a.connected && !ctx.draining.has(a.agentId)).reduce((n, a) => n + a.devices.length, 0) : undefined;
+    .filter((a) => a.connected && !ctx.live.isDraining(a.agentId)).reduce((n, a) => n + a.devices.length, 0) : undefined;
   const placements = planRound(pendingJobs.map(pendingOf), free, {capacity});
   const placed = new Set<string>();
   for (const p of placements) {
@@ -45,7 +45,7 @@ export function scheduleRound(ctx: CoordinatorContext): void {
     if (startGeneration(ctx, job, p.devices)) placed.add(job.id);
   }
   // Devices whose aborted trainers are still exiting come back in a moment: not a reason to WAIT.
-  const soon = ctx.agents.freeDevices({includeSettling: true}).filter((d) => !ctx.draining.has(d.agentId)).length;
+  const soon = ctx.agents.freeDevices({includeSettling: true}).filter((d) => !ctx.live.isDraining(d.agentId)).length;
   for (const job of queueOrder(pendingJobs.filter((j) => !placed.has(j.id)))) {
     let fresh = ctx.store.getJob(job.id)!;
     const r = resourcesOf(fresh.spec);
@@ -54,8 +54,7 @@ export function scheduleRound(ctx: CoordinatorContext): void {
     }
     explainTooBig(ctx, fresh, capacity);
     const key = `${fresh.state}:${fresh.generation}`;
-    if (NEEDS_GROUP.includes(fresh.state) && ctx.launched.get(fresh.id) !== key) {
-      ctx.launched.set(fresh.id, key);
+    if (NEEDS_GROUP.includes(fresh.state) && ctx.live.launchOnce(fresh.id, key)) {
       ctx.launcher.ensureAgents({jobId: fresh.id, workers: r.workers, spec: fresh.spec, coordinatorAddress: ctx.grpcAddress})
         .catch((err) => ctx.events.emit(fresh.id, 'error', 'launcher', `could not start agents: ${(err as Error).message}`));
     }

@@ -29,6 +29,7 @@ import {agentLost, agentStreamHandler} from './agent-sessions';
 import type {CoordinatorContext, CoordinatorKnobs} from './context';
 import {Coordinator} from './coordinator';
 import {EventBus} from './event-bus';
+import {LiveState} from './live-state';
 import {onHealthAlarm} from './health-alarms';
 import {restoreFromStore} from './restore';
 import {scheduleRound} from './scheduling';
@@ -179,7 +180,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     warnLimited: new RateLimitedWarn(log.child({module: 'reports'})),
     events: new EventBus(store, log.child({module: 'jobs'})),
     checkpoints: new CheckpointRegistry(store, log),
-    runs: new Map(), faultAtMs: new Map(), draining: new Set(), launched: new Map(),
+    live: new LiveState(),
     grpcAddress: '', telemetryAddress: '', closing: false,
   };
 
@@ -206,7 +207,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const watchdog = setInterval(() => {
     for (const id of ctx.agents.silent(knobs.heartbeatTimeoutMs)) agentLost(ctx, id, `no message for ${knobs.heartbeatTimeoutMs} ms`);
     health.tick(Date.now(), (jobId) => {
-      const run = ctx.runs.get(jobId);
+      const run = ctx.live.runOf(jobId);
       return run && run.firstProgressSeen && run.phase !== 'ended' ? run.ranks.length : null;
     });
     ctx.requestSchedule();

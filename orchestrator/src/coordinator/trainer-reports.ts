@@ -15,8 +15,8 @@ import {checkpointPathProblem} from '../checkpoints/checkpoint-path';
 import {endGeneration, jobCheckpointDir, setState} from './lifecycle';
 import {addressProblem, cleanText, heldSlot, isRefusal, refuse, resultsProblem, stepProblem} from './report-guard';
 
-function current(ctx: CoordinatorContext, jobId: string, generation: number, what: string): GenerationRun | null {
-  const run = ctx.runs.get(jobId);
+function current(ctx: Pick<CoordinatorContext, 'live' | 'metrics' | 'log'>, jobId: string, generation: number, what: string): GenerationRun | null {
+  const run = ctx.live.runOf(jobId);
   if (run && run.accepts(jobId, generation)) return run;
   ctx.metrics.staleReports.inc();
   ctx.log.debug({jobId, generation, what, current: run?.generation}, 'report of a stale generation dropped');
@@ -43,9 +43,8 @@ function firstProgress(ctx: CoordinatorContext, run: GenerationRun): void {
   if (run.firstProgressSeen) return;
   run.firstProgressSeen = true;
   markRunning(ctx, run);
-  const fault = ctx.faultAtMs.get(run.jobId);
+  const fault = ctx.live.takeFault(run.jobId);
   if (fault === undefined) return;
-  ctx.faultAtMs.delete(run.jobId);
   const gen = ctx.store.listGenerations(run.jobId).find((g) => g.generation === run.generation);
   const recoverySeconds = (Date.now() - fault) / 1000;
   if (gen) ctx.store.upsertGeneration(run.jobId, {...gen, recoverySeconds});
@@ -125,7 +124,7 @@ export function onTrainerStatus(ctx: CoordinatorContext, agentId: string, t: Tra
 function endIfStopStalls(ctx: CoordinatorContext, run: GenerationRun): void {
   const graceS = Number((ctx.store.getJob(run.jobId)?.spec.spec as any)?.preemption?.gracePeriodSeconds ?? 30);
   setTimeout(() => {
-    if (ctx.closing || ctx.runs.get(run.jobId) !== run || run.phase === 'ended') return;
+    if (ctx.closing || !ctx.live.isCurrent(run) || run.phase === 'ended') return;
     const left = run.ranks.filter((r) => r.state !== 'PREEMPTED' && r.state !== 'SUCCEEDED').map((r) => r.rank);
     endGeneration(ctx, run, 'preempted', `rank(s) ${left.join(', ')} did not stop within the ${graceS} s grace period`);
   }, (graceS + 5) * 1000).unref();
@@ -153,7 +152,7 @@ export function onCheckpoint(ctx: CoordinatorContext, agentId: string, c: Checkp
   maybeGrow(ctx, run);
 }
 
-function checkpointProblem(ctx: CoordinatorContext, c: CheckpointReportMsg): {reason: string; detail: string} | null {
+function checkpointProblem(ctx: Pick<CoordinatorContext, 'knobs'>, c: CheckpointReportMsg): {reason: string; detail: string} | null {
   const where = checkpointPathProblem(c.path, jobCheckpointDir(ctx, c.jobId), c.step);
   if (where) return {reason: 'path_outside_root', detail: `checkpoint path ${JSON.stringify(c.path.slice(0, 300))}: ${where}`};
   if (!/^[0-9a-f]{64}$/.test(c.sha256) || !Number.isSafeInteger(c.bytes) || c.bytes < 0) {
@@ -164,7 +163,7 @@ function checkpointProblem(ctx: CoordinatorContext, c: CheckpointReportMsg): {re
 
 /** Job events only from an agent that holds, or held, a rank of that job; the agent's own draining flag. */
 export function onAgentEvent(ctx: CoordinatorContext, agentId: string, e: AgentEventMsg): void {
-  if (e.draining) ctx.draining.add(agentId);
+  if (e.draining) ctx.live.drain(agentId);
   const level = e.level === 'error' || e.level === 'warn' ? e.level : 'info';
   const message = cleanText(e.message);
   if (e.jobId) {

@@ -3,22 +3,25 @@ import type {JobView} from '../domain/coordinator-api';
 import type {Job, MetricPoint} from '../domain/types';
 import type {CoordinatorContext} from './context';
 
+/** What a view reads: nothing it could change. */
+type ViewSources = Pick<CoordinatorContext, 'store' | 'telemetry' | 'live' | 'health' | 'agents'>;
+
 /** Seconds left: remaining steps times the global batch over the current throughput. */
 export function etaSeconds(step: number, totalSteps: number, globalBatch: number, imagesPerSec: number | null): number | null {
   if (imagesPerSec === null || !(imagesPerSec > 0)) return null;
   return (Math.max(0, totalSteps - step) * globalBatch) / imagesPerSec;
 }
 
-function latestPoint(ctx: CoordinatorContext, job: Job): MetricPoint | null {
+function latestPoint(ctx: Pick<ViewSources, 'store' | 'telemetry'>, job: Job): MetricPoint | null {
   const live = ctx.telemetry.aggregator.latest(job.id);
   if (live) return live;
   const tail = ctx.store.listMetrics(job.id, {sinceStep: Math.max(0, job.step - 2)});
   return tail.length > 0 ? tail[tail.length - 1] : null;
 }
 
-export function jobView(ctx: CoordinatorContext, job: Job): JobView {
+export function jobView(ctx: ViewSources, job: Job): JobView {
   const p = latestPoint(ctx, job);
-  const run = ctx.runs.get(job.id);
+  const run = ctx.live.runOf(job.id);
   const running = job.state === 'RUNNING';
   const imagesPerSec = p ? p.imagesPerSec : null;
   const health = ctx.health.health(job.id);
