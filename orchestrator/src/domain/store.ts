@@ -2,10 +2,12 @@ import type {CheckpointRecord, CheckpointState, Generation, Job, JobEvent, JobSt
 
 /**
  * The coordinator's durable state (docs/architecture.md §2: it can restart at any time).
- * One implementation (SQLite) lives in ../store/; every method is synchronous because
- * better-sqlite3 is, which keeps the coordinator's state machine free of interleavings.
+ * One implementation (SQLite) lives in ../store/; any implementation must pass the suite in
+ * test/helpers/job-store-conformance.ts. Every method is synchronous because better-sqlite3 is,
+ * which keeps the coordinator's state machine free of interleavings.
  */
 export interface JobStore {
+  /** Throws if a job with this id exists. */
   insertJob(job: Job): void;
   getJob(id: string): Job | undefined;
   /** Newest first. */
