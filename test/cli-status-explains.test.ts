@@ -9,7 +9,7 @@ import pino from 'pino';
 import {startApiServer, type ApiServer} from '../orchestrator/src/api';
 import type {CliIo} from '../orchestrator/src/cli/io';
 import {runCli} from '../orchestrator/src/cli/parser';
-import {planRound} from '../orchestrator/src/scheduler/placement';
+import {planRound} from '../orchestrator/src/placement/gang-placement';
 import {startTestCoordinator, tinySpec, TEST_TOKEN, type TestCoordinator} from './helpers/test-coordinator';
 import {TsAgent} from './helpers/ts-agent';
 import {waitFor} from './helpers/wait';

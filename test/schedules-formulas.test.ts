@@ -2,7 +2,7 @@
 import {describe, expect, test} from '@jest/globals';
 import {existsSync, readFileSync} from 'node:fs';
 import {join} from 'node:path';
-import {computeSchedule, lrAt, splitBatch, tauAt} from '../orchestrator/src/schedules';
+import {computeSchedule, lrAt, splitBatch, tauAt, type TauSchedule} from '../orchestrator/src/schedules';
 import {SpecError} from '../orchestrator/src/domain/errors';
 
 describe('tauAt (paper §3.3)', () => {
@@ -82,10 +82,11 @@ describe('computeSchedule (docs/internals.md "Schedule numbers")', () => {
 });
 
 const VECTORS = join(__dirname, 'vectors', 'schedules.json');
+interface VectorCase {k: number; K: number; warmupSteps: number; peakLr: number; lr: number; tauBase: number; tauSchedule: TauSchedule; tau: number}
 describe('shared vectors agree with Python to 1e-12', () => {
   test('every case of test/vectors/schedules.json (written by the Python side)', () => {
     expect(existsSync(VECTORS)).toBe(true);
-    const {cases} = JSON.parse(readFileSync(VECTORS, 'utf8')) as {cases: Record<string, number>[]};
+    const {cases} = JSON.parse(readFileSync(VECTORS, 'utf8')) as {cases: VectorCase[]};
     expect(cases.length).toBeGreaterThan(0);
     for (const c of cases) {
       expect(Math.abs(lrAt(c.k, c.K, c.warmupSteps, c.peakLr) - c.lr)).toBeLessThanOrEqual(1e-12);

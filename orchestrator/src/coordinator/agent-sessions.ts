@@ -73,7 +73,7 @@ function onHello(ctx: CoordinatorContext, conn: AgentConnection, hello: HelloMsg
     sessionKey: ctx.credentials.keyFor(hello.agentId)});
   ctx.log.info({agentId: hello.agentId, host: hello.host, devices: hello.devices.map((d) => d.id), running: hello.running.length}, 'agent joined');
   reattach(ctx, hello);
-  ctx.requestSchedule();
+  ctx.requestPlacement();
   return true;
 }
 
@@ -113,5 +113,5 @@ export function agentLost(ctx: CoordinatorContext, agentId: string, reason: stri
     if (mine.every((r) => r.state === 'PREEMPTED' || r.state === 'SUCCEEDED')) continue;
     endGeneration(ctx, run, 'worker-lost', `agent ${agentId} lost: ${reason}`);
   }
-  ctx.requestSchedule();
+  ctx.requestPlacement();
 }

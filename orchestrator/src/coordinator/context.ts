@@ -52,8 +52,8 @@ export interface CoordinatorContext {
   live: LiveState;
   /** Set while shutting down: streams closing then are not agent losses. */
   closing: boolean;
-  /** Ask for a scheduling round soon (coalesced). */
-  requestSchedule(): void;
+  /** Ask for a placement round soon (coalesced; placement-round.ts). */
+  requestPlacement(): void;
 }
 
 export function sendAll(ctx: Pick<CoordinatorContext, 'agents' | 'log'>, out: Outgoing[]): void {

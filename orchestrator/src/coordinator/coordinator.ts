@@ -1,13 +1,19 @@
 /** CoordinatorApi over the coordinator's modules: REST and the embedded CLI call only this. */
+import {randomBytes} from 'node:crypto';
 import {ConflictError, NotFoundError} from '../domain/errors';
 import type {CoordinatorApi, JobView} from '../domain/coordinator-api';
 import type {CheckpointRecord, Job, JobEvent, MetricPoint, RankSeries, WorkerInfo} from '../domain/types';
 import {TERMINAL_STATES} from '../domain/types';
-import {resolveSpec} from '../spec/resolve';
+import {resolveSpec, scheduleFor, specHash} from '../spec';
 import type {CoordinatorContext} from './context';
-import {hashSpec, newJobId, resourcesOf, scheduleFor} from './job-plan';
+import {resourcesOf} from './spec-fields';
 import {endGeneration, finishJob} from './lifecycle';
 import {jobView} from './views';
+
+/** "<name>-<6 hex>": readable and unique enough for one coordinator. */
+function newJobId(name: string): string {
+  return `${name}-${randomBytes(3).toString('hex')}`;
+}
 
 export class Coordinator implements CoordinatorApi {
   constructor(private readonly ctx: CoordinatorContext, private readonly isReady: () => boolean) {}
@@ -21,13 +27,13 @@ export class Coordinator implements CoordinatorApi {
     const now = Date.now();
     const job: Job = {
       id: newJobId(spec.metadata.name), name: spec.metadata.name, priority: spec.metadata.priority ?? 0,
-      state: 'QUEUED', spec, specHash: hashSpec(spec), schedule, submittedAtMs: now, startedAtMs: null,
+      state: 'QUEUED', spec, specHash: specHash(spec), schedule, submittedAtMs: now, startedAtMs: null,
       finishedAtMs: null, step: 0, totalSteps: schedule.totalSteps, generation: 0, message: null, result: null,
     };
     ctx.store.insertJob(job);
     ctx.events.emit(job.id, 'info', 'submitted',
       `submitted: ${resourcesOf(spec).workers} rank(s), ${schedule.totalSteps} steps, global batch ${schedule.globalBatch}`);
-    ctx.requestSchedule();
+    ctx.requestPlacement();
     return jobView(ctx, job);
   }
 

@@ -1,12 +1,12 @@
 /**
  * Elastic grow-back (issue 4, docs/architecture.md §5): a job that lost ranks goes on with fewer and the same global
  * batch. When devices come back, its ranks stop together at the next step with a checkpoint (no step lost)
- * and the scheduler starts a larger generation from it.
+ * and the placement round starts a larger generation from it.
  */
 import type {GenerationRun} from '../rendezvous/generation-run';
-import {worldSizeFor} from '../scheduler/placement';
+import {worldSizeFor} from '../placement/gang-placement';
 import {sendAll, type CoordinatorContext} from './context';
-import {resourcesOf} from './job-plan';
+import {resourcesOf} from './spec-fields';
 
 const growing = new WeakMap<GenerationRun, number>();
 

@@ -1,15 +1,15 @@
 /**
  * A job's state machine (docs/architecture.md §4): start a generation on placed devices, end one (with its
  * cause), finish the job. Recovery is "end the generation, mark the job RECOVERING, schedule":
- * the scheduler then starts the next generation from the latest good checkpoint.
+ * the placement round then starts the next generation from the latest good checkpoint.
  */
 import {join} from 'node:path';
 import type {Generation, Job, JobState} from '../domain/types';
 import {TERMINAL_STATES} from '../domain/types';
 import {GenerationRun, isTerminal} from '../rendezvous/generation-run';
-import type {Device} from '../scheduler/placement';
+import type {Device} from '../placement/gang-placement';
 import {sendAll, type CoordinatorContext} from './context';
-import {scheduleForWorld} from './job-plan';
+import {scheduleForWorld} from './spec-fields';
 
 export const jobCheckpointDir = (ctx: Pick<CoordinatorContext, 'knobs'>, jobId: string): string => join(ctx.knobs.checkpointRoot, jobId);
 
@@ -77,7 +77,7 @@ export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Devi
 
 /**
  * Ends a generation: abort live trainers, free its devices, record it. With `then` = a terminal
- * state the job ends; otherwise the job goes RECOVERING and the scheduler starts the next one.
+ * state the job ends; otherwise the job goes RECOVERING and the placement round starts the next one.
  */
 export function endGeneration(
   ctx: CoordinatorContext, run: GenerationRun, reason: string, message: string,
@@ -106,7 +106,7 @@ export function endGeneration(
       setState(ctx, run.jobId, 'RECOVERING', `${reason}: ${message}`);
     }
   }
-  ctx.requestSchedule();
+  ctx.requestPlacement();
 }
 
 /** ABORT live trainers; their devices settle until the agents report those trainers ended. */
@@ -142,5 +142,5 @@ export function finishJob(ctx: CoordinatorContext, jobId: string, state: JobStat
   }, 10_000).unref();
   setState(ctx, jobId, state, message);
   ctx.launcher.release(jobId).catch((err) => ctx.log.warn({err, jobId}, 'launcher could not release the job\'s agents'));
-  ctx.requestSchedule();
+  ctx.requestPlacement();
 }

@@ -5,7 +5,7 @@
  */
 import {GenerationRun} from '../rendezvous/generation-run';
 import type {CoordinatorContext} from './context';
-import {scheduleForWorld} from './job-plan';
+import {scheduleForWorld} from './spec-fields';
 import {endGeneration, jobCheckpointDir, setState} from './lifecycle';
 
 export function restoreFromStore(ctx: CoordinatorContext): void {

@@ -1,6 +1,6 @@
 /**
  * startCoordinator: opens the store, binds gRPC (agents) and ZeroMQ (telemetry), restores jobs,
- * and runs the scheduler and the heartbeat watchdog. Everything stops with close().
+ * and runs the placement rounds and the heartbeat watchdog. Everything stops with close().
  */
 import {existsSync} from 'node:fs';
 import {hostname} from 'node:os';
@@ -32,7 +32,7 @@ import {EventBus} from './event-bus';
 import {LiveState} from './live-state';
 import {onHealthAlarm} from './health-alarms';
 import {restoreFromStore} from './restore';
-import {scheduleRound} from './scheduling';
+import {placementRound} from './placement-round';
 
 export interface CoordinatorOptions {
   /** SQLite file. Default `./.byol/store.db`. */
@@ -140,18 +140,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     : await createLauncher(options.launcher ?? 'local', {pythonBin, agentToken: options.agentToken, logger: log, cwd: REPO_ROOT,
       localAgentTls: options.grpcTls ? options.localAgentTls : undefined});
 
-  let scheduled = false;
+  let placementPending = false;
   let closed = false;
-  const requestSchedule = () => {
-    if (scheduled || closed) return;
-    scheduled = true;
+  const requestPlacement = () => {
+    if (placementPending || closed) return;
+    placementPending = true;
     setImmediate(() => {
-      scheduled = false;
+      placementPending = false;
       if (closed) return;
       try {
-        scheduleRound(ctx);
+        placementRound(ctx);
       } catch (err) {
-        log.error({err}, 'scheduling round failed; will retry on the next event');
+        log.error({err}, 'placement round failed; will retry on the next event');
       }
     });
   };
@@ -176,7 +176,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     },
   );
   const ctx: CoordinatorContext = {
-    store, launcher, log, knobs, agents, credentials, telemetry, metrics, requestSchedule, health,
+    store, launcher, log, knobs, agents, credentials, telemetry, metrics, requestPlacement, health,
     warnLimited: new RateLimitedWarn(log.child({module: 'reports'})),
     events: new EventBus(store, log.child({module: 'jobs'})),
     checkpoints: new CheckpointRegistry(store, log),
@@ -200,7 +200,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   launcher.onLoss((loss) => {
     if (loss.agentId && ctx.agents.get(loss.agentId)) agentLost(ctx, loss.agentId, `launcher: ${loss.reason}`);
-    else ctx.requestSchedule();
+    else ctx.requestPlacement();
   });
   registerHealthMetrics(metrics.registry, health, () => health.jobIds());
   restoreFromStore(ctx);
@@ -210,10 +210,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       const run = ctx.live.runOf(jobId);
       return run && run.firstProgressSeen && run.phase !== 'ended' ? run.ranks.length : null;
     });
-    ctx.requestSchedule();
+    ctx.requestPlacement();
   }, Math.max(50, Math.min(knobs.heartbeatIntervalMs, knobs.heartbeatTimeoutMs / 4)));
   watchdog.unref();
-  ctx.requestSchedule();
+  ctx.requestPlacement();
   log.info({grpc: ctx.grpcAddress, telemetry: ctx.telemetryAddress, launcher: launcher.name}, 'coordinator ready');
 
   const grpcServer = grpc;

@@ -10,7 +10,7 @@ import type {
 import {isTerminal, type GenerationRun} from '../rendezvous/generation-run';
 import {sendAll, type CoordinatorContext} from './context';
 import {growTarget, maybeGrow} from './elastic';
-import {checkpointPolicy} from './job-plan';
+import {checkpointPolicy} from './spec-fields';
 import {checkpointPathProblem} from '../checkpoints/checkpoint-path';
 import {endGeneration, jobCheckpointDir, setState} from './lifecycle';
 import {addressProblem, cleanText, heldSlot, isRefusal, refuse, resultsProblem, stepProblem} from './report-guard';
@@ -84,7 +84,7 @@ function formatResults(r: Record<string, number>): string {
 }
 
 export function onTrainerStatus(ctx: CoordinatorContext, agentId: string, t: TrainerStatusMsg): void {
-  if (isTerminal(t.state) && ctx.agents.settled(agentId, t.jobId, t.generation, t.rank)) ctx.requestSchedule();
+  if (isTerminal(t.state) && ctx.agents.settled(agentId, t.jobId, t.generation, t.rank)) ctx.requestPlacement();
   const run = current(ctx, t.jobId, t.generation, 'trainer');
   if (!run) return;
   const held = heldSlot(run, agentId, t.rank);

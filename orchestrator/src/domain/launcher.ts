@@ -3,7 +3,7 @@ import type {JobSpec} from './types';
 /** What a launcher needs to bring up the agents for one job. */
 export interface LaunchRequest {
   jobId: string;
-  /** Agents (one device each) the job wants now; the scheduler still does the gang placement. */
+  /** Agents (one device each) the job wants now; the coordinator still does the gang placement (placement/). */
   workers: number;
   spec: JobSpec;
   /** host:port agents dial (the coordinator's gRPC address as seen from where the agents run). */

@@ -1,5 +1,5 @@
 /**
- * Domain types shared by the coordinator's modules (store, scheduler, REST, CLI client).
+ * Domain types shared by the coordinator's modules (store, placement, REST, CLI client).
  * Protobuf types stay at the edges (transport, telemetry codec); these are plain data.
  */
 

@@ -14,6 +14,7 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** The Python worker computes the same hash (spec_hash); checkpoints record it. */
 export function specHash(spec: unknown): string {
   return createHash('sha256').update(canonicalJson(spec)).digest('hex');
 }

@@ -1,8 +1,9 @@
 /** `byolctl plan`: what a job will do before it runs (steps, schedules, checkpoints), computed offline. */
 import {SpecError} from '../domain/errors';
 import type {JobSpec, ScheduleState} from '../domain/types';
-import {computeSchedule, lrAt, tauAt} from '../schedules';
+import {lrAt, tauAt} from '../schedules';
 import {datasetSize} from './resolve';
+import {scheduleFor} from './schedule-for';
 import {checkpointBytesEstimate} from './model-size';
 
 export interface Plan extends ScheduleState {
@@ -13,22 +14,6 @@ export interface Plan extends ScheduleState {
   /** Bytes of one checkpoint (model + optimizer state, fp32), an estimate from parameter counts. */
   checkpointBytesEstimate: number;
   at: {step: number; lr: number; tau: number}[];
-}
-
-/** The job's schedule state for W workers, from the resolved spec and the data on disk. */
-export function scheduleFor(spec: JobSpec, workers: number, n = datasetSize(spec)): ScheduleState {
-  const s = spec.spec as Record<string, any>;
-  return computeSchedule({
-    datasetSize: n,
-    globalBatch: s.train.globalBatch,
-    epochs: s.train.epochs,
-    warmupEpochs: s.optimizer.warmupEpochs,
-    baseLr: s.optimizer.baseLr,
-    lrScaling: s.optimizer.lrScaling,
-    tauBase: s.ema.base,
-    tauSchedule: s.ema.schedule ?? 'cosine',
-    microBatch: s.train.microBatch ?? 0,
-  }, workers);
 }
 
 /** Plan for W workers; LR and tau at 0, warmup end, K/2, K-1 and each step in `opts.at`. */

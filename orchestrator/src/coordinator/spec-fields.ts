@@ -1,25 +1,16 @@
 /**
- * Job identity and schedule numbers per world size. Same B, K, LR and tau for every W;
- * only microBatch/accumulation follow W (docs/internals.md "Schedule numbers").
+ * What the coordinator reads from a job's resolved spec: the devices it needs, its checkpoint policy,
+ * and its schedule on W ranks. Same B, K, LR and tau for every W; only microBatch/accumulation follow W
+ * (docs/internals.md "Schedule numbers").
  */
-import {randomBytes} from 'node:crypto';
 import type {Job, JobSpec, ScheduleState} from '../domain/types';
 import {scheduleFor} from '../spec';
-
-// One implementation of the schedule numbers and the spec hash, shared with `byolctl plan`; the hash
-// matches the Python worker's spec_hash (canonical JSON), which checkpoints record.
-export {scheduleFor, specHash as hashSpec} from '../spec';
 
 /** The schedule of a later generation on W ranks. K, warmup and the LR/tau schedules depend on the data
  *  only through stepsPerEpoch, fixed at submit: no re-scan of the data folder on every recovery, and no
  *  change of K if the folder changes under a running job. */
 export function scheduleForWorld(job: Job, W: number): ScheduleState {
   return scheduleFor(job.spec, W, job.schedule.stepsPerEpoch * job.schedule.globalBatch);
-}
-
-/** "<name>-<6 hex>": readable and unique enough for one coordinator. */
-export function newJobId(name: string): string {
-  return `${name}-${randomBytes(3).toString('hex')}`;
 }
 
 export interface JobResources {workers: number; minWorkers: number; globalBatch: number}

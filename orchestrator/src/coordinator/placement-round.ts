@@ -1,12 +1,12 @@
 /**
- * One scheduling round: gather jobs that need a group, the free devices, place gangs, start
+ * One placement round: gather jobs that need a group, the free devices, place gangs, start
  * generations, and let the launcher bring agents for the jobs that still lack devices.
  */
 import type {Job} from '../domain/types';
 import {localAgentId} from '../launchers/local';
-import {planRound, queueOrder, ranksNeeded, type Device, type PendingJob} from '../scheduler/placement';
+import {planRound, queueOrder, ranksNeeded, type Device, type PendingJob} from '../placement/gang-placement';
 import type {CoordinatorContext} from './context';
-import {resourcesOf} from './job-plan';
+import {resourcesOf} from './spec-fields';
 import {setState, startGeneration} from './lifecycle';
 
 const NEEDS_GROUP: Job['state'][] = ['QUEUED', 'RECOVERING', 'WAITING'];
@@ -25,7 +25,7 @@ function ownerOf(agentId: string, jobs: Job[]): string | undefined {
   return jobs.find((j) => agentId.startsWith(localAgentId(j.id, 0).slice(0, -1)))?.id;
 }
 
-export function scheduleRound(ctx: CoordinatorContext): void {
+export function placementRound(ctx: CoordinatorContext): void {
   const pendingJobs = ctx.store.listJobs({states: NEEDS_GROUP}).filter((j) => !ctx.live.hasRun(j.id));
   if (pendingJobs.length === 0) return;
   const allJobs = ctx.store.listJobs({states: ['QUEUED', 'SCHEDULED', 'RUNNING', 'RECOVERING', 'WAITING']});

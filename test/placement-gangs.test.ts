@@ -1,5 +1,5 @@
 import {describe, expect, test} from '@jest/globals';
-import {eligibleDevices, planRound, queueOrder, worldSizeFor, type Device, type PendingJob} from '../orchestrator/src/scheduler/placement';
+import {eligibleDevices, planRound, queueOrder, worldSizeFor, type Device, type PendingJob} from '../orchestrator/src/placement/gang-placement';
 
 const job = (id: string, over: Partial<PendingJob> = {}): PendingJob => ({
   id, priority: 0, submittedAtMs: 0, workers: 2, minWorkers: 2, resuming: false, globalBatch: 256, ...over,
