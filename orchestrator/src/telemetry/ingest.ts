@@ -6,10 +6,10 @@
  */
 import * as zmq from 'zeromq';
 import type {Logger} from 'pino';
-import {byol} from '../gen/proto';
 import type {MetricPoint} from '../domain/types';
 import {RateLimitedWarn} from '../log/rate-limited-warn';
-import {StepAggregator, type AggregatorCounters} from './aggregator';
+import {decodeMetric} from '../transport/codec';
+import {StepAggregator, type AggregatorCounters, type RankMetric} from './aggregator';
 import {TelemetryKeys} from './telemetry-keys';
 
 /** A real frame is about 100 bytes; 64 KiB leaves room for many extras and refuses floods of huge ones. */
@@ -103,27 +103,21 @@ export class TelemetryIngest {
       return;
     }
     const [frame, mac] = parts;
-    let m: byol.v1.Metric;
+    let m: RankMetric;
     try {
-      m = byol.v1.Metric.decode(frame);
+      m = decodeMetric(frame);
     } catch {
       this.malformed++;
       return;
     }
-    // uint64 fields decode as Long when the `long` package is present: make them numbers here.
-    const generation = Number(m.generation);
-    if (this.aggregator.isCurrent(m.jobId, generation) &&
-        !TelemetryKeys.verify(this.keys.keyFor(m.jobId, generation, m.rank), frame, mac)) {
+    if (this.aggregator.isCurrent(m.jobId, m.generation) &&
+        !TelemetryKeys.verify(this.keys.keyFor(m.jobId, m.generation, m.rank), frame, mac)) {
       this.badMac++;
-      this.drop('badMac', {jobId: m.jobId, generation, rank: m.rank});
+      this.drop('badMac', {jobId: m.jobId, generation: m.generation, rank: m.rank});
       return;
     }
-    const why = this.aggregator.add({
-      jobId: m.jobId, generation, rank: m.rank, worldSize: m.worldSize, step: Number(m.step),
-      loss: m.loss, tau: m.tau, lr: m.lr, stepTimeS: m.stepTimeS, dataTimeS: m.dataTimeS,
-      imagesPerSec: m.imagesPerSec, epoch: m.epoch, dropped: Number(m.dropped), extra: m.extra,
-    }, nowMs);
-    if (why && ADVICE[why]) this.drop(why, {jobId: m.jobId, generation, rank: m.rank, step: Number(m.step)});
+    const why = this.aggregator.add(m, nowMs);
+    if (why && ADVICE[why]) this.drop(why, {jobId: m.jobId, generation: m.generation, rank: m.rank, step: m.step});
   }
 
   private drop(reason: keyof typeof ADVICE, fields: Record<string, unknown>): void {

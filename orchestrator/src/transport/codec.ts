@@ -1,11 +1,13 @@
 /**
- * The one place protobuf meets domain data: encode/decode of the Connect stream's messages.
+ * The one place protobuf meets domain data: encode/decode of the Connect stream's messages and of
+ * the trainers' telemetry frames.
  * Uses the protobufjs static module generated from proto/ (numbers, not Longs: --force-number).
  */
 import {byol} from '../gen/proto';
 import type {
   AgentMsg, CoordinatorMsg, DeviceInfo, HelloMsg, TrainerStateName,
 } from '../agents/agent-messages';
+import type {RankMetric} from '../telemetry/aggregator';
 
 const pb = byol.v1;
 
@@ -104,4 +106,15 @@ export function encodeAgentMessage(m: byol.v1.AgentMessage.$Properties): Buffer 
 }
 export function decodeCoordinatorMessage(buf: Buffer): byol.v1.CoordinatorMessage {
   return pb.CoordinatorMessage.decode(buf);
+}
+
+/** A trainer's telemetry frame (byol.v1.Metric) as the aggregator's record; throws when the frame is malformed. */
+export function decodeMetric(frame: Uint8Array): RankMetric {
+  const m = pb.Metric.decode(frame);
+  // uint64 fields decode as Long when the `long` package is present: make them numbers here.
+  return {
+    jobId: m.jobId, generation: Number(m.generation), rank: m.rank, worldSize: m.worldSize, step: Number(m.step),
+    loss: m.loss, tau: m.tau, lr: m.lr, stepTimeS: m.stepTimeS, dataTimeS: m.dataTimeS,
+    imagesPerSec: m.imagesPerSec, epoch: m.epoch, dropped: Number(m.dropped), extra: m.extra,
+  };
 }
