@@ -30,27 +30,27 @@ export interface CoordinatorKnobs {
 }
 
 export interface CoordinatorContext {
-  store: JobStore;
-  agents: AgentRegistry;
+  readonly store: JobStore;
+  readonly agents: AgentRegistry;
   /** Issues and checks per-agent session keys (agent-claim.ts). */
-  credentials: AgentCredentials;
-  checkpoints: CheckpointRegistry;
-  launcher: Launcher;
-  telemetry: TelemetryIngest;
-  metrics: CoordinatorMetrics;
-  events: EventBus;
+  readonly credentials: AgentCredentials;
+  readonly checkpoints: CheckpointRegistry;
+  readonly launcher: Launcher;
+  readonly telemetry: TelemetryIngest;
+  readonly metrics: CoordinatorMetrics;
+  readonly events: EventBus;
   /** Health across ranks (collapse, skew, stalled ranks) from the aggregated points. */
-  health: HealthMonitor;
-  log: Logger;
+  readonly health: HealthMonitor;
+  readonly log: Logger;
   /** Warnings a hostile peer can trigger at will (rejected reports): one per reason per interval. */
-  warnLimited: RateLimitedWarn;
-  knobs: CoordinatorKnobs;
-  /** host:port agents dial; tcp://host:port trainers push metrics to. */
+  readonly warnLimited: RateLimitedWarn;
+  readonly knobs: CoordinatorKnobs;
+  /** host:port agents dial; tcp://host:port trainers push metrics to. Set by start.ts once bound. */
   grpcAddress: string;
   telemetryAddress: string;
   /** Generations, fault times, launcher requests and draining agents: owned by live-state.ts. */
-  live: LiveState;
-  /** Set while shutting down: streams closing then are not agent losses. */
+  readonly live: LiveState;
+  /** Set by start.ts while shutting down: streams closing then are not agent losses. */
   closing: boolean;
   /** Ask for a placement round soon (coalesced; placement-round.ts). */
   requestPlacement(): void;
