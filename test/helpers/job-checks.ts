@@ -49,7 +49,11 @@ export async function expectCompleteSchedule(c: TestCoordinator, jobId: string):
   const K = view.totalSteps;
   expect(view.state).toBe('SUCCEEDED');
   expect(view.step).toBe(K);
-  await waitFor('a metric point for every step', () => c.api.metrics(jobId).length === K, 5000);
+  await waitFor('a metric point for every step', () => {
+    const steps = c.api.metrics(jobId).map((p) => p.step);
+    if (steps.length !== K) throw new Error(`steps with a metric point: ${steps.join(',')}`);
+    return true;
+  }, 30_000);
   const s = view.schedule;
   c.api.metrics(jobId).forEach((p, k) => {
     expect(p.step).toBe(k);

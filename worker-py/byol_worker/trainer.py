@@ -365,6 +365,9 @@ class _Run:
                 stopping = True
                 break
             if done < self.end and (ckpt_now or (every and done % every == 0)):
+                # send step k's metrics before a checkpoint that includes it: resumed from it, k never runs again
+                self._record(*pending)
+                pending = None
                 self.checkpoint(done, wait=False)
             t_prev = time.perf_counter()
         if pending is not None:
