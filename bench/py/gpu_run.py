@@ -181,7 +181,7 @@ def stage_quality(r: Run, specs: str) -> dict:
 def train_one(spec_file: str, epochs: int, result: str) -> int:
     import logging
     import tempfile
-    from byol_worker.trainer import train_in_process
+    from byol_worker.train.trainer import train_in_process
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     spec = json.load(open(spec_file))
     if epochs:

@@ -148,7 +148,7 @@ class PilAugment:
 
 
 def run_cell(cell: str, a: argparse.Namespace) -> dict:
-    from byol_worker import trainer
+    from byol_worker.train import trainer
     from byol_worker.spec import resolve
     resolved = resolve(cell_doc(cell, a), check_data=True)
     s = resolved["spec"]
@@ -169,9 +169,9 @@ def run_cell(cell: str, a: argparse.Namespace) -> dict:
 
 
 def run_baselines(a: argparse.Namespace) -> dict:
-    from byol_worker.data import open_dataset
-    from byol_worker.evaluate import knn_eval
-    from byol_worker.model import build_encoder
+    from byol_worker.data.loading import open_dataset
+    from byol_worker.evaluate.knn import knn_eval
+    from byol_worker.core.model import build_encoder
     data = {"format": "npy", "path": DATA, "evalPath": DATA, "imageSize": 32}
     bank, query = open_dataset(data, "train"), open_dataset(data, "eval")
     out = {"cell": "baselines", "width": a.width, "seed": a.seed}

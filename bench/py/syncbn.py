@@ -5,7 +5,7 @@
 Two trainer processes with one thread each (the quickstart's layout on a 2-core machine), the quickstart's
 model (quarter-width ResNet-18, 256/64 heads, 32 images of 32 px per rank, bf16 where the CPU has it), DDP
 and the worker's TrainStep. In the same invocation and the same process group, rounds of `--steps` steps
-with every BatchNorm synced (byol_worker.distributed.GlobalBatchNorm) alternate with rounds with local
+with every BatchNorm synced (byol_worker.train.distributed.GlobalBatchNorm) alternate with rounds with local
 BatchNorm; the figure is the ratio of their step rates. Also times one small all_gather and all_reduce
 (the two ways to share per-channel statistics) on the idle group.
 """
@@ -42,11 +42,11 @@ def _collective_us(n: int = 300) -> dict:
 
 def _rank(rank: int, port: int, a: argparse.Namespace, results: dict) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
-    from byol_worker.distributed import convert_sync_batchnorm
-    from byol_worker.model import build_model
-    from byol_worker.optim import build_optimizer
-    from byol_worker.precision import resolve
-    from byol_worker.step import TrainStep
+    from byol_worker.train.distributed import convert_sync_batchnorm
+    from byol_worker.core.model import build_model
+    from byol_worker.core.optim import build_optimizer
+    from byol_worker.core.precision import resolve
+    from byol_worker.core.step import TrainStep
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     prec = resolve("auto", "auto", torch.device("cpu"))

@@ -1,14 +1,14 @@
 """Write test/vectors/schedules.json: LR and tau cases shared by the Python and TypeScript tests.
 
 Run from the repo root:  .venv/bin/python test/vectors/make_schedules.py
-Values come from byol_worker.schedules (docs/internals.md formulas); JSON floats are written with
+Values come from byol_worker.core.schedules (docs/internals.md formulas); JSON floats are written with
 repr, so they round-trip exactly. Both languages must match them to 1e-12.
 """
 import json
 import os
 import sys
 
-from byol_worker.schedules import lr_at, tau_at
+from byol_worker.core.schedules import lr_at, tau_at
 
 # (K, warmupSteps, peakLr, tauBase, tauSchedule): the paper's 1000-epoch run at B=4096, the CIFAR preset
 # (195 steps/epoch x 1000 epochs, 10 warmup epochs), and small/edge combinations.

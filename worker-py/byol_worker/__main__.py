@@ -22,13 +22,13 @@ import sys
 
 # subcommand -> module with main(argv) -> int; imported only when used (torch is slow to import)
 COMMANDS = {
-    "train": "byol_worker.launch_local",
-    "trainer": "byol_worker.trainer",
-    "knn": "byol_worker.evaluate",
-    "export": "byol_worker.export",
+    "train": "byol_worker.train.launch_local",
+    "trainer": "byol_worker.train.trainer",
+    "knn": "byol_worker.evaluate.knn",
+    "export": "byol_worker.evaluate.export",
     "bench": "byol_worker.bench",
     "agent": "byol_worker.agent",
-    "convert-cifar": "byol_worker.convert_cifar",
+    "convert-cifar": "byol_worker.data.convert_cifar",
 }
 
 

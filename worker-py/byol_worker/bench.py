@@ -28,15 +28,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from .augment import ViewAugment
-from .cuda_graph import WARMUP
-from .distributed import pick_device
-from .loss import byol_loss
-from .model import build_model
-from .optim import build_optimizer
-from .precision import resolve
-from .side_stream import SideStream
-from .step import TrainStep
+from .core.augment import ViewAugment
+from .core.cuda_graph import WARMUP
+from .train.distributed import pick_device
+from .core.loss import byol_loss
+from .core.model import build_model
+from .core.optim import build_optimizer
+from .core.precision import resolve
+from .core.side_stream import SideStream
+from .core.step import TrainStep
 
 MODELS = {"resnet18-cifar": (32, 32, 128), "resnet50": (224, 256, 64)}  # image size, source size, batch
 

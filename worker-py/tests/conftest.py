@@ -70,8 +70,8 @@ def run_group(resolved_doc: dict, nproc: int, checkpoint_dir, timeout_s: float =
     Returns (exit codes, telemetry Metrics, TrainerReports). `on_report(group, report)` may act mid-run.
     """
     import time
-    from byol_worker.data import open_dataset
-    from byol_worker.launch_local import LocalGroup
+    from byol_worker.data.loading import open_dataset
+    from byol_worker.train.launch_local import LocalGroup
     from byol_worker.spec import plan
     sched = plan(resolved_doc, nproc, len(open_dataset(resolved_doc["spec"]["data"], "train")))
     group = LocalGroup(resolved_doc, sched, nproc, str(checkpoint_dir), env={"BYOL_LOG_LEVEL": "WARNING"}, **kw)
@@ -95,13 +95,13 @@ def run_group(resolved_doc: dict, nproc: int, checkpoint_dir, timeout_s: float =
 
 
 def load_model_state(step_dir) -> dict:
-    from byol_worker import checkpoint as ckpt
+    from byol_worker.train import checkpoint as ckpt
     return ckpt.load(str(step_dir))["model"]
 
 
 def param_names(resolved_doc: dict) -> set[str]:
     """Names of the learnable parameters (no BN buffers) of the job's BYOLModel."""
-    from byol_worker.model import build_model
+    from byol_worker.core.model import build_model
     return {n for n, _ in build_model(resolved_doc["spec"]["model"]).named_parameters()}
 
 

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from conftest import resolved, tiny_doc  # noqa: E402
 from test_agent_support import FakeCoordinator, agent_log, start_agent  # noqa: E402
 
-from byol_worker.control import schedule_from_plan  # noqa: E402
+from byol_worker.train.control import schedule_from_plan  # noqa: E402
 from byol_worker.proto import agent_pb2 as S, telemetry_pb2  # noqa: E402
 from byol_worker.spec import plan  # noqa: E402
 

@@ -7,7 +7,7 @@ import torch
 import colorsys
 import math
 
-from byol_worker.augment import ViewAugment, adjust_hsv, crop_boxes, gaussian_kernels, hsv_to_rgb, rgb_to_hsv
+from byol_worker.core.augment import ViewAugment, adjust_hsv, crop_boxes, gaussian_kernels, hsv_to_rgb, rgb_to_hsv
 
 torch.set_num_threads(1)
 

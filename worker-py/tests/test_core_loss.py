@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from byol_worker.loss import byol_loss, l2_normalize, regression_loss, z_std
+from byol_worker.core.loss import byol_loss, l2_normalize, regression_loss, z_std
 
 
 def test_regression_loss_hand_values():

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from byol_worker.model import MLPHead, build_encoder, build_model
+from byol_worker.core.model import MLPHead, build_encoder, build_model
 
 torch.set_num_threads(1)
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from byol_worker.model import build_model
-from byol_worker.optim import LARS, build_optimizer, split_params
+from byol_worker.core.model import build_model
+from byol_worker.core.optim import LARS, build_optimizer, split_params
 
 
 class Tiny(nn.Module):

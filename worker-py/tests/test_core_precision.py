@@ -4,7 +4,7 @@ import logging
 import pytest
 import torch
 
-from byol_worker.precision import cpu_bf16_flags, resolve
+from byol_worker.core.precision import cpu_bf16_flags, resolve
 
 
 def _cpuinfo(tmp_path, flags):
@@ -27,7 +27,7 @@ def test_auto_on_cpu_follows_flags(tmp_path):
 
 def test_explicit_values_win(tmp_path, caplog):
     plain = _cpuinfo(tmp_path, "")
-    with caplog.at_level(logging.WARNING, logger="byol_worker.precision"):
+    with caplog.at_level(logging.WARNING, logger="byol_worker.core.precision"):
         p = resolve("bf16", True, "cpu", cpuinfo_path=plain)
     assert p.dtype == torch.bfloat16 and p.channels_last
     assert "spec.train.precision" in caplog.text

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from byol_worker.schedules import lr_at, tau_at
+from byol_worker.core.schedules import lr_at, tau_at
 
 VECTORS = Path(__file__).resolve().parents[2] / "test" / "vectors" / "schedules.json"
 

@@ -9,11 +9,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from byol_worker.loss import byol_loss
-from byol_worker.model import build_model
-from byol_worker.optim import build_optimizer
-from byol_worker.precision import resolve
-from byol_worker.step import TrainStep
+from byol_worker.core.loss import byol_loss
+from byol_worker.core.model import build_model
+from byol_worker.core.optim import build_optimizer
+from byol_worker.core.precision import resolve
+from byol_worker.core.step import TrainStep
 
 torch.set_num_threads(1)
 CFG = {"backbone": "resnet18-cifar", "width": 0.0625, "projector": {"hiddenDim": 32, "outDim": 16},

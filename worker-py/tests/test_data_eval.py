@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from byol_worker import checkpoint, evaluate, export
-from byol_worker.data import SyntheticDataset
-from byol_worker.evaluate import extract_features, fit_logistic, knn_eval, knn_predict, linear_probe, to_input
-from byol_worker.model import build_encoder, build_model
+from byol_worker.evaluate import export, knn
+from byol_worker.train import checkpoint
+from byol_worker.data.loading import SyntheticDataset
+from byol_worker.evaluate.knn import extract_features, fit_logistic, knn_eval, knn_predict, linear_probe, to_input
+from byol_worker.core.model import build_encoder, build_model
 from byol_worker.spec import load_spec, spec_hash
 
 torch.set_num_threads(1)
@@ -178,15 +179,15 @@ def test_knn_cli_on_export_checkpoint_and_random_init(tmp_path, capsys):
     results = []
     for args in (["--encoder", out], ["--encoder", ck], ["--random-init", "--backbone", "resnet18-cifar",
                                                           "--width", "0.125", "--image-size", "16"]):
-        assert evaluate.main(args + ["--data", str(data), "--k", "5", "--json", "--linear-probe"]) == 0
+        assert knn.main(args + ["--data", str(data), "--k", "5", "--json", "--linear-probe"]) == 0
         results.append(json.loads(capsys.readouterr().out))
     assert results[0]["top1"] == results[1]["top1"] and results[0]["step"] == 12   # export == its checkpoint
     assert results[2]["encoder"] == "random-init" and results[2]["queries"] == 20
     for r in results:   # three colour classes are easy even for these encoders
         assert r["top1"] > 0.6 and 0 <= r["linearTop1"] <= 1
-    assert evaluate.main(["--encoder", str(tmp_path / "nope.pt"), "--data", str(data)]) == 2
+    assert knn.main(["--encoder", str(tmp_path / "nope.pt"), "--data", str(data)]) == 2
     assert "no such encoder file" in capsys.readouterr().err
-    assert evaluate.main(["--encoder", out, "--width", "0.25", "--data", str(data)]) == 2
+    assert knn.main(["--encoder", out, "--width", "0.25", "--data", str(data)]) == 2
     assert "does not match backbone resnet18-cifar width 0.25" in capsys.readouterr().err
 
 
@@ -195,7 +196,7 @@ def test_knn_cli_on_real_cifar_subset(capsys):
         pytest.fail(f"shared CIFAR-10 data not at {shared_data()}: set BYOL_SHARED_DATA to the cifar10-jpeg folder")
     args = ["--random-init", "--backbone", "resnet18-cifar", "--width", "0.125", "--data", shared_data(),
             "--bank-size", "1000", "--query-size", "200", "--json"]
-    assert evaluate.main(args) == 0
+    assert knn.main(args) == 0
     r = json.loads(capsys.readouterr().out)
     assert (r["bank"], r["queries"], r["imageSize"]) == (1000, 200, 32)
     assert 0.12 < r["top1"] < 0.6   # a random conv net is above chance (10%) on real photos, far from trained

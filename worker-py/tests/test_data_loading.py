@@ -11,10 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from byol_worker import convert_cifar
-from byol_worker.data import (BatchLoader, DataError, ImageFolderDataset, NpyDataset, SyntheticDataset,
-                              epoch_permutation, global_batch_indices, open_dataset, rank_slice)
-from byol_worker.evaluate import knn_predict
+from byol_worker.data import convert_cifar
+from byol_worker.data.layout import DataError
+from byol_worker.data.loading import (BatchLoader, ImageFolderDataset, NpyDataset, SyntheticDataset, epoch_permutation,
+                                      global_batch_indices, open_dataset, rank_slice)
+from byol_worker.evaluate.knn import knn_predict
 from byol_worker.spec import load_spec
 
 torch.set_num_threads(1)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from byol_worker import checkpoint as ckpt
-from byol_worker.trainer import train_in_process
+from byol_worker.train import checkpoint as ckpt
+from byol_worker.train.trainer import train_in_process
 from conftest import merge, resolved, tiny_doc
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -78,10 +78,10 @@ def exact_cuda():
 
 def _step_pair(precision: str, channels_last: bool):
     """Two identical models and TrainSteps on the GPU, one replaying a CUDA graph."""
-    from byol_worker.model import build_model
-    from byol_worker.optim import build_optimizer
-    from byol_worker.precision import resolve
-    from byol_worker.step import TrainStep
+    from byol_worker.core.model import build_model
+    from byol_worker.core.optim import build_optimizer
+    from byol_worker.core.precision import resolve
+    from byol_worker.core.step import TrainStep
     cfg = {"backbone": "resnet18-cifar", "width": 0.25, "projector": {"hiddenDim": 64, "outDim": 32},
            "predictor": {"hiddenDim": 64}}
     prec = resolve(precision, channels_last, "cuda:0")
@@ -98,7 +98,7 @@ def _step_pair(precision: str, channels_last: bool):
 def test_cuda_graph_step_matches_the_eager_step(exact_cuda, precision, channels_last, tol):
     """Eager warm-up steps, the capture, then replays with new inputs, LR and tau: the same losses and weights
     as the eager step, and the optimizer's LR is a float again (what a checkpoint saves)."""
-    from byol_worker.cuda_graph import WARMUP
+    from byol_worker.core.cuda_graph import WARMUP
     eager, graphed = _step_pair(precision, channels_last)
     gen = torch.Generator(device="cuda").manual_seed(1)
     for k in range(WARMUP + 4):

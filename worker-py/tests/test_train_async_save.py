@@ -1,4 +1,4 @@
-"""Background saves (byol_worker.async_save): what the writer process writes is what training held."""
+"""Background saves (byol_worker.train.async_save): what the writer process writes is what training held."""
 from __future__ import annotations
 
 import os
@@ -12,13 +12,13 @@ import time
 import pytest
 import torch
 
-from byol_worker import checkpoint as ckpt
-from byol_worker.async_save import AsyncSaver
-from byol_worker.model import build_model
-from byol_worker.optim import build_optimizer
-from byol_worker.step import TrainStep
-from byol_worker.precision import resolve
-from byol_worker.writer_priority import NICE_FALLBACK, can_switch
+from byol_worker.train import checkpoint as ckpt
+from byol_worker.train.async_save import AsyncSaver
+from byol_worker.core.model import build_model
+from byol_worker.core.optim import build_optimizer
+from byol_worker.core.step import TrainStep
+from byol_worker.core.precision import resolve
+from byol_worker.train.writer_priority import NICE_FALLBACK, can_switch
 
 
 def _trained_state():
@@ -173,7 +173,7 @@ def test_writer_is_idle_in_the_background_and_normal_while_the_loop_waits(tmp_pa
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to become another user")
 def test_an_unprivileged_user_cannot_leave_sched_idle_and_gets_the_nice_fallback():
     code = ("import logging, os, sys; logging.basicConfig(level=logging.INFO); sys.path.insert(0, sys.argv[1]); "
-            "from byol_worker.writer_priority import *; "
+            "from byol_worker.train.writer_priority import *; "
             "w = WriterPriority(); lower_self(w.mode); print(can_switch(), w.mode, os.getpriority(os.PRIO_PROCESS, 0))")
     out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", code,
                           os.path.join(os.path.dirname(__file__), "..")], capture_output=True, text=True, timeout=60)

@@ -10,9 +10,9 @@ import time
 
 import zmq
 
-from byol_worker.control import ControlChannel, Reporter, read_assignment
+from byol_worker.train.control import ControlChannel, Reporter, read_assignment
 from byol_worker.proto import agent_pb2, telemetry_pb2, trainer_pb2
-from byol_worker.telemetry import TelemetrySender
+from byol_worker.train.telemetry import TelemetrySender
 
 KW = dict(job_id="j", generation=4, rank=1)
 

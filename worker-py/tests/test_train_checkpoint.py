@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
-from byol_worker import checkpoint as ckpt
-from byol_worker.async_save import AsyncSaver
-from byol_worker.trainer import BadInput, train_in_process
+from byol_worker.train import checkpoint as ckpt
+from byol_worker.train.async_save import AsyncSaver
+from byol_worker.train.trainer import BadInput, train_in_process
 from conftest import resolved, tiny_doc
 
 
@@ -124,10 +124,10 @@ def test_resume_errors_name_the_path_or_file(tmp_path):
 
 
 def test_trainer_process_exits_2_with_reason_on_last_stderr_line(tmp_path):
-    from byol_worker.control import Assignment, assignment_to_dict
+    from byol_worker.train.control import Assignment, assignment_to_dict
     from byol_worker.proto import agent_pb2
     from byol_worker.spec import plan
-    from byol_worker.trainer import schedule_from_plan
+    from byol_worker.train.trainer import schedule_from_plan
     spec = resolved(tiny_doc())
     a = agent_pb2.Assignment(job_id="j", generation=1, rank=0, world_size=1, spec_json=json.dumps(spec),
                              schedule=schedule_from_plan(plan(spec, 1, 64)), checkpoint_dir=str(tmp_path),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from byol_worker.trainer import BadInput, train_in_process
+from byol_worker.train.trainer import BadInput, train_in_process
 from conftest import resolved, tiny_doc
 
 

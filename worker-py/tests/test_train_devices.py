@@ -4,8 +4,8 @@ import importlib.util
 import pytest
 import torch
 
-from byol_worker.distributed import pick_device, resolve_device_name
-from byol_worker.launch_local import local_device_kind
+from byol_worker.train.distributed import pick_device, resolve_device_name
+from byol_worker.train.launch_local import local_device_kind
 
 
 def test_cpu_and_auto_resolve_here():
@@ -70,7 +70,7 @@ def test_a_resolved_spec_trains_in_process_without_pyzmq_jsonschema_or_grpc_stub
     code = (
         "import sys, json\n"
         "for m in ('zmq', 'jsonschema', 'grpc'): sys.modules[m] = None  # import fails as if not installed\n"
-        "from byol_worker.trainer import train_in_process\n"
+        "from byol_worker.train.trainer import train_in_process\n"
         f"r = train_in_process(json.load(open({str(spec)!r})), checkpoint_dir={str(tmp_path / 'ck')!r})\n"
         "assert 'byol.v1.agent_pb2_grpc' not in sys.modules\n"
         "print(r.exit_code, r.step, r.knn_top1 is not None, sorted(r.baselines))\n"

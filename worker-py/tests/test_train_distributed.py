@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from byol_worker import checkpoint as ckpt
+from byol_worker.train import checkpoint as ckpt
 from byol_worker.proto import agent_pb2
-from byol_worker.trainer import train_in_process
+from byol_worker.train.trainer import train_in_process
 from conftest import load_model_state, param_names, resolved, run_group, tiny_doc
 
 # K = 3 steps: 48 samples, global batch 16, one epoch. A small LR: at lr >= 0.01 this tiny BYOL net is so
@@ -26,7 +26,7 @@ THREE_STEPS = {"data": {"numSamples": 48}, "train": {"globalBatch": 16, "seed": 
 
 
 def _init_state(spec: dict) -> dict:
-    from byol_worker.model import build_model
+    from byol_worker.core.model import build_model
     torch.manual_seed(spec["spec"]["train"]["seed"])
     return build_model(spec["spec"]["model"]).state_dict()
 
@@ -110,9 +110,9 @@ def _bn_rank(rank: int, port: int, out: str) -> None:
     import copy
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
-    from byol_worker.distributed import convert_sync_batchnorm, init_group, teardown
-    from byol_worker.loss import byol_loss
-    from byol_worker.model import build_model
+    from byol_worker.train.distributed import convert_sync_batchnorm, init_group, teardown
+    from byol_worker.core.loss import byol_loss
+    from byol_worker.core.model import build_model
     torch.set_num_threads(1)
     store = dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False) if rank == 0 else None
     info = init_group(f"127.0.0.1:{port}", rank, 2, 7, torch.device("cpu"))

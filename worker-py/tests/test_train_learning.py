@@ -27,10 +27,10 @@ import time
 import pytest
 import torch
 
-from byol_worker import checkpoint as ckpt
-from byol_worker.evaluate import knn_monitor
-from byol_worker.model import build_model
-from byol_worker.trainer import train_in_process
+from byol_worker.train import checkpoint as ckpt
+from byol_worker.evaluate.knn import knn_monitor
+from byol_worker.core.model import build_model
+from byol_worker.train.trainer import train_in_process
 from conftest import resolved, shared_data_dir, tiny_doc
 
 

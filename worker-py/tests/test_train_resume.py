@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from byol_worker import checkpoint as ckpt
-from byol_worker.trainer import train_in_process
+from byol_worker.train import checkpoint as ckpt
+from byol_worker.train.trainer import train_in_process
 from conftest import load_model_state, resolved, run_group, tiny_doc
 
 # 64 samples, B 16: 4 steps per epoch, 1.5 epochs -> K = 6; the resumed half crosses the epoch boundary

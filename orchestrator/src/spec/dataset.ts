@@ -1,6 +1,6 @@
 /**
  * Training data on disk: layout checks and the sample count N (docs/internals.md "Schedule numbers").
- * Mirrors worker-py/byol_worker/spec.py (npy_split_size, image_folder_classes) and its messages.
+ * Mirrors worker-py/byol_worker/data/layout.py (npy_split_size, image_folder_classes) and its messages.
  */
 import {closeSync, openSync, readSync, readdirSync, statSync} from 'node:fs';
 import {join} from 'node:path';

@@ -23,8 +23,8 @@ from google.protobuf import json_format
 from . import checkpoint as ckpt
 from .control import schedule_from_plan
 from .logging_setup import setup_logging
-from .optional import zmq
-from .proto import agent_pb2, telemetry_pb2, trainer_pb2
+from ..optional import zmq
+from ..proto import agent_pb2, telemetry_pb2, trainer_pb2
 
 log = logging.getLogger("byol.launch")
 
@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--telemetry", default="", help="also send metrics to this ZeroMQ address (tcp://host:port)")
     args = ap.parse_args(argv)
     setup_logging()
-    from .data import open_dataset
-    from .spec import SpecError, load_spec, plan
+    from ..data.loading import open_dataset
+    from ..spec import SpecError, load_spec, plan
     try:
         resolved = load_spec(args.spec)
         s = resolved["spec"]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .spec import CONVERT_HINT, DataError, image_folder_classes, npy_split_size
+from .layout import CONVERT_HINT, DataError, image_folder_classes, npy_split_size
 
 log = logging.getLogger(__name__)
 SPLITS = {"train": "train", "eval": "test"}  # split name -> npy file prefix

@@ -15,9 +15,9 @@ import logging
 import time
 from typing import Mapping
 
-from .optional import zmq
+from ..optional import zmq
 
-from .proto import telemetry_pb2
+from ..proto import telemetry_pb2
 
 log = logging.getLogger("byol.telemetry")
 

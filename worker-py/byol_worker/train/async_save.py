@@ -44,10 +44,10 @@ log = logging.getLogger("byol.checkpoint")
 
 _ALIGN = 64
 
-# Not `-m byol_worker.async_save`: that would load this module twice (as __main__ too), and the _Slot
+# Not `-m byol_worker.train.async_save`: that would load this module twice (as __main__ too), and the _Slot
 # objects the trainer pickles would not be instances of the writer's _Slot.
-_WRITER_MAIN = ("import sys; from byol_worker.logging_setup import setup_logging; setup_logging(); "
-                "from byol_worker.async_save import writer_main; sys.exit(writer_main(int(sys.argv[1]), sys.argv[2]))")
+_WRITER_MAIN = ("import sys; from byol_worker.train.logging_setup import setup_logging; setup_logging(); "
+                "from byol_worker.train.async_save import writer_main; sys.exit(writer_main(int(sys.argv[1]), sys.argv[2]))")
 
 
 @dataclass(frozen=True)

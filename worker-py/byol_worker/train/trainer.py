@@ -23,7 +23,7 @@ from google.protobuf import json_format
 
 from .control import Assignment, AssignmentError, read_assignment, schedule_from_plan
 from .logging_setup import setup_logging
-from .proto import agent_pb2
+from ..proto import agent_pb2
 
 log = logging.getLogger("byol.trainer")
 
@@ -99,8 +99,8 @@ def _main(assignment: str) -> int:
 def train_in_process(resolved_spec: dict, *, checkpoint_dir: str, resume: str = "", stop_at_step: int = 0,
                      telemetry_address: str = "", job_id: str = "local", stop: StopFlag | None = None) -> RunResult:
     """One rank, no subprocess and no process group (tests, notebooks). Raises BadInput on bad input."""
-    from .data import open_dataset
-    from .spec import plan
+    from ..data.loading import open_dataset
+    from ..spec import plan
     try:
         n = len(open_dataset(resolved_spec["spec"]["data"], "train"))
         p = plan(resolved_spec, 1, n)
@@ -144,14 +144,14 @@ class _Run:
         import torch
         from .async_save import AsyncSaver
         from .control import ControlChannel, Reporter
-        from .data import BatchLoader, open_dataset
+        from ..data.loading import BatchLoader, open_dataset
         from .distributed import convert_sync_batchnorm, init_group, pick_device, set_threads
-        from .model import build_model
-        from .optim import build_optimizer
-        from .precision import resolve as resolve_precision
-        from .side_stream import SideStream
-        from .spec import spec_hash
-        from .step import TrainStep
+        from ..core.model import build_model
+        from ..core.optim import build_optimizer
+        from ..core.precision import resolve as resolve_precision
+        from ..core.side_stream import SideStream
+        from ..spec import spec_hash
+        from ..core.step import TrainStep
         from .telemetry import TelemetrySender
 
         p, self.a, self.stop = a.proto, a, stop
@@ -229,7 +229,7 @@ class _Run:
                  self.W, self.b, self.acc)
 
     def _augs(self):
-        from .augment import ViewAugment
+        from ..core.augment import ViewAugment
         aug = self.spec["augment"]
         size = int(self.spec["data"]["imageSize"])
         return [ViewAugment(aug[v], size, aug["normalize"], v, aug.get("semantics")) for v in ("view1", "view2")]
@@ -319,7 +319,7 @@ class _Run:
     def loop(self) -> RunResult:
         import time
         from .distributed import agree
-        from .schedules import lr_at, tau_at
+        from ..core.schedules import lr_at, tau_at
         r, spe = self.result, int(self.sch.steps_per_epoch)
         lo, hi = self.rank * self.b * self.acc, (self.rank + 1) * self.b * self.acc
         every = int(self.spec["checkpoint"].get("everySteps", 0) or 0)
@@ -408,7 +408,7 @@ class _Run:
         return r
 
     def _knn(self) -> float | None:
-        from .evaluate import knn_monitor
+        from ..evaluate.knn import knn_monitor
         try:
             with self.prec.autocast():
                 res = knn_monitor(self.model.online_encoder, self.resolved, device=self.device)
@@ -421,7 +421,7 @@ class _Run:
 
     def _measure_baselines(self) -> None:
         """kNN of the untrained encoder and of raw pixels, so the final kNN can be read against them."""
-        from .evaluate import knn_baselines
+        from ..evaluate.knn import knn_baselines
         try:
             with self.prec.autocast():
                 self.baselines.update(knn_baselines(self.model.online_encoder, self.resolved, device=self.device))

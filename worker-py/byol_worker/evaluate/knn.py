@@ -21,9 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data as data_mod
-from .distributed import pick_device
-from .spec import SpecError, presets
+from ..data import loading as data_mod
+from ..train.distributed import pick_device
+from ..spec import SpecError, presets
 
 log = logging.getLogger("byol.evaluate")
 
@@ -162,7 +162,7 @@ def load_encoder(path: str | None, backbone: str | None, width: float | None, im
     Returns (encoder, info) with info = {backbone, width, imageSize, normalize?, step?, source}.
     """
     from . import export  # late: keeps `import evaluate` light for the trainer
-    from .model import build_encoder
+    from ..core.model import build_encoder
 
     info: dict = {}
     state = None

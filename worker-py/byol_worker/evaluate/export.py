@@ -5,7 +5,7 @@
 Writes `encoder.pt` (torchvision parameter names, no `fc`) and `encoder.json` beside it (backbone, width,
 imageSize, normalize, step, specHash). Load it with plain PyTorch:
 
-    from byol_worker.model import build_encoder
+    from byol_worker.core.model import build_encoder
     enc = build_encoder("resnet18-cifar", 1.0); enc.load_state_dict(torch.load("encoder.pt"))
     # ImageNet-stem backbones also load into torchvision.models.resnet50() with strict=False (only fc missing)
 """
@@ -19,8 +19,8 @@ import sys
 
 import torch
 
-from . import checkpoint
-from .spec import spec_hash
+from ..train import checkpoint
+from ..spec import spec_hash
 
 log = logging.getLogger("byol.export")
 PREFIX = "online_encoder."
@@ -92,7 +92,7 @@ def read_export(path: str) -> tuple[dict, dict]:
 
 def export(checkpoint_dir: str, out: str) -> dict:
     """Write the online encoder of checkpoint_dir to `out` (+ sidecar); returns the sidecar info."""
-    from .model import build_encoder
+    from ..core.model import build_encoder
 
     state, info = encoder_from_checkpoint(checkpoint_dir)
     try:  # prove it loads strictly into a fresh encoder before anyone relies on the file

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from google.protobuf import json_format
 
-from .optional import zmq
-from .proto import agent_pb2, trainer_pb2
+from ..optional import zmq
+from ..proto import agent_pb2, trainer_pb2
 
 log = logging.getLogger("byol.control")
 

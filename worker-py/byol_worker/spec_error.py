@@ -1,0 +1,14 @@
+"""The error a bad job spec raises; its own module so that the data-layout checks (data/layout.py) raise the same
+type without importing spec.py, which calls them."""
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class SpecError(ValueError):
+    """A spec (or its data) is wrong. `issues` is a list of (field path, message)."""
+
+    def __init__(self, issues: Iterable[tuple[str, str]] | str):
+        # a plain message is accepted so that re-raising by type (DataLoader workers) keeps working
+        self.issues = [("", issues)] if isinstance(issues, str) else list(issues)
+        super().__init__("; ".join(f"{p}: {m}" if p else m for p, m in self.issues))
