@@ -148,14 +148,14 @@ class PilAugment:
 
 
 def run_cell(cell: str, a: argparse.Namespace) -> dict:
-    from byol_worker.train import trainer
+    from byol_worker.train import rank_setup, trainer
     from byol_worker.spec import resolve
     resolved = resolve(cell_doc(cell, a), check_data=True)
     s = resolved["spec"]
     if cell == "pil":
         size = int(s["data"]["imageSize"])
-        trainer._Run._augs = lambda self: [PilAugment(s["augment"][v], size, s["augment"]["normalize"])
-                                           for v in ("view1", "view2")]
+        rank_setup.build_augs = lambda spec: [PilAugment(s["augment"][v], size, s["augment"]["normalize"])
+                                              for v in ("view1", "view2")]
     if a.threads:
         torch.set_num_threads(a.threads)
     t0 = time.time()

@@ -7,7 +7,8 @@ import torch
 import colorsys
 import math
 
-from byol_worker.core.augment import ViewAugment, adjust_hsv, crop_boxes, gaussian_kernels, hsv_to_rgb, rgb_to_hsv
+from byol_worker.core.augment import ViewAugment, crop_boxes, gaussian_kernels
+from byol_worker.core.colour import adjust_hsv, hsv_to_rgb, rgb_to_hsv
 
 torch.set_num_threads(1)
 

@@ -1,12 +1,13 @@
-"""Spec loading, validation messages, preset merge, plan numbers and the spec hash (docs/internals.md)."""
+"""Spec loading, validation messages, preset merge, plan numbers and the spec hash (docs/internals.md).
+The data-layout checks are in test_data_layout.py."""
 import copy
 import hashlib
 import os
 
-import numpy as np
 import pytest
 
 from byol_worker.spec import SpecError, canonical_json, load_spec, plan, spec_hash, split_batch
+from spec_docs import base_doc, edit, write_npy
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 EXAMPLES = os.path.join(REPO, "examples")
@@ -14,36 +15,6 @@ EXAMPLES = os.path.join(REPO, "examples")
 
 def shared_data():
     return os.environ.get("BYOL_SHARED_DATA") or os.path.join(REPO, "..", "shared", "data", "cifar10-jpeg")
-
-
-def write_npy(folder, n=40, size=8, prefixes=("train", "test"), img_dtype=np.uint8):
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for p in prefixes:
-        np.save(os.path.join(folder, f"{p}_images.npy"), rng.integers(0, 256, (n, size, size, 3)).astype(img_dtype))
-        np.save(os.path.join(folder, f"{p}_labels.npy"), (np.arange(n) % 4).astype(np.int64))
-    return folder
-
-
-def base_doc(path="data"):
-    return {"apiVersion": "byol/v1", "kind": "PretrainJob", "metadata": {"name": "t1"},
-            "spec": {"preset": "byol-cifar", "data": {"format": "npy", "path": path},
-                     "resources": {"workers": 2}}}
-
-
-def edit(path, value):
-    """A doc transform setting a dotted path (creating objects on the way); value None deletes."""
-    def f(doc):
-        *parents, last = path.split(".")
-        node = doc
-        for p in parents:
-            node = node.setdefault(p, {})
-        if value is None:
-            node.pop(last, None)
-        else:
-            node[last] = value
-        return doc
-    return f
 
 
 ERROR_CASES = [
@@ -122,46 +93,11 @@ def test_total_steps_are_capped(tmp_path):
                                 "maximum of 100000000; lower spec.train.epochs or raise spec.train.globalBatch")]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
-def test_unreadable_image_folder_names_it(tmp_path):
-    cls = tmp_path / "imgs" / "cat"
-    cls.mkdir(parents=True)
-    (cls / "a.jpg").write_bytes(b"x")
-    cls.chmod(0)
-    try:
-        doc = {"apiVersion": "byol/v1", "kind": "PretrainJob", "metadata": {"name": "t"},
-               "spec": {"data": {"format": "image-folder", "path": str(tmp_path / "imgs")}}}
-        with pytest.raises(SpecError, match=r"spec\.data\.path: .*cat cannot be read \(EACCES\)"):
-            load_spec(doc)
-    finally:
-        cls.chmod(0o755)
-
-
 def test_all_issues_reported_at_once(tmp_path):
     doc = edit("spec.foo", 1)(edit("spec.optimizer.baseLr", -1)(base_doc()))
     with pytest.raises(SpecError) as ei:
         load_spec(doc, base_dir=str(tmp_path))
     assert [p for p, _ in ei.value.issues] == ["spec.foo", "spec.optimizer.baseLr"]
-
-
-def test_bad_npy_layout_names_the_file(tmp_path):
-    write_npy(str(tmp_path / "data"), img_dtype=np.float32)
-    with pytest.raises(SpecError) as ei:
-        load_spec(base_doc(), base_dir=str(tmp_path))
-    assert "train_images.npy must be uint8" in str(ei.value)
-    np.save(tmp_path / "data" / "train_images.npy", np.zeros((40, 8, 8, 3), np.uint8))
-    np.save(tmp_path / "data" / "train_labels.npy", np.zeros(39, np.int64))
-    with pytest.raises(SpecError, match=r"train_labels.npy must be integer labels of shape \(40,\)"):
-        load_spec(base_doc(), base_dir=str(tmp_path))
-
-
-def test_eval_split_checked_only_when_knn_enabled(tmp_path):
-    write_npy(str(tmp_path / "data"), prefixes=("train",))
-    with pytest.raises(SpecError) as ei:
-        load_spec(base_doc(), base_dir=str(tmp_path))
-    assert ei.value.issues[0][0] == "spec.data.evalPath" and "test_images.npy not found" in ei.value.issues[0][1]
-    doc = edit("spec.eval", {"knn": {"enabled": False}})(base_doc())
-    assert load_spec(doc, base_dir=str(tmp_path))["spec"]["data"]["path"] == str(tmp_path / "data")
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .cuda_graph import GraphedStep
 from .loss import byol_loss, z_std
 from .model import BYOLModel
 from .precision import Precision
@@ -43,7 +44,6 @@ class TrainStep:
         self.before_update: Callable[[], None] | None = None
         self.graph = None
         if cuda_graph:
-            from .cuda_graph import GraphedStep
             if accumulation != 1 or self._has_no_sync or next(model.parameters()).device.type != "cuda":
                 raise ValueError("a CUDA graph step needs one CUDA device, accumulation 1 and no DDP")
             self.graph = GraphedStep(self)

@@ -19,8 +19,9 @@ import sys
 
 import torch
 
-from ..train import checkpoint
+from ..core.model import build_encoder
 from ..spec import spec_hash
+from ..train import checkpoint
 
 log = logging.getLogger("byol.export")
 PREFIX = "online_encoder."
@@ -92,8 +93,6 @@ def read_export(path: str) -> tuple[dict, dict]:
 
 def export(checkpoint_dir: str, out: str) -> dict:
     """Write the online encoder of checkpoint_dir to `out` (+ sidecar); returns the sidecar info."""
-    from ..core.model import build_encoder
-
     state, info = encoder_from_checkpoint(checkpoint_dir)
     try:  # prove it loads strictly into a fresh encoder before anyone relies on the file
         build_encoder(info["backbone"], info["width"]).load_state_dict(state, strict=True)

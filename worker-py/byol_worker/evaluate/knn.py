@@ -21,9 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.model import build_encoder
 from ..data import loading as data_mod
-from ..train.distributed import pick_device
 from ..spec import SpecError, presets
+from ..train.distributed import pick_device
+from . import export
 
 log = logging.getLogger("byol.evaluate")
 
@@ -161,9 +163,6 @@ def load_encoder(path: str | None, backbone: str | None, width: float | None, im
 
     Returns (encoder, info) with info = {backbone, width, imageSize, normalize?, step?, source}.
     """
-    from . import export  # late: keeps `import evaluate` light for the trainer
-    from ..core.model import build_encoder
-
     info: dict = {}
     state = None
     if random_init:

@@ -31,38 +31,30 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
-from .checkpoint import SaveResult, Snapshot, write
-from .writer_priority import WriterPriority, lower_self
+from .checkpoint import SaveResult, Snapshot
+from .save_writer import Slot, aliased, map_buffer
+from .writer_priority import WriterPriority
 
 log = logging.getLogger("byol.checkpoint")
 
 _ALIGN = 64
 
-# Not `-m byol_worker.train.async_save`: that would load this module twice (as __main__ too), and the _Slot
-# objects the trainer pickles would not be instances of the writer's _Slot.
+# Not `-m byol_worker.train.save_writer`: that would load the module twice (as __main__ too), and the Slot
+# objects the trainer pickles would not be instances of the writer's Slot.
 _WRITER_MAIN = ("import sys; from byol_worker.train.logging_setup import setup_logging; setup_logging(); "
-                "from byol_worker.train.async_save import writer_main; sys.exit(writer_main(int(sys.argv[1]), sys.argv[2]))")
-
-
-@dataclass(frozen=True)
-class _Slot:
-    """Where one tensor lies in the staging buffer."""
-    offset: int
-    numel: int
-    dtype: torch.dtype
-    shape: tuple
+                "from byol_worker.train.save_writer import writer_main; "
+                "sys.exit(writer_main(int(sys.argv[1]), sys.argv[2]))")
 
 
 def _layout(obj: Any, offset: list[int]) -> Any:
-    """`obj` with every tensor replaced by a _Slot; advances offset[0] past each tensor (aligned)."""
+    """`obj` with every tensor replaced by a Slot; advances offset[0] past each tensor (aligned)."""
     if isinstance(obj, torch.Tensor):
-        slot = _Slot(offset[0], obj.numel(), obj.dtype, tuple(obj.shape))
+        slot = Slot(offset[0], obj.numel(), obj.dtype, tuple(obj.shape))
         offset[0] += -(-obj.numel() * obj.element_size() // _ALIGN) * _ALIGN
         return slot
     if isinstance(obj, dict):
@@ -70,21 +62,6 @@ def _layout(obj: Any, offset: list[int]) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_layout(v, offset) for v in obj)
     return obj
-
-
-def _aliased(skeleton: Any, mm: mmap.mmap) -> Any:
-    """The object with each tensor a view of exactly its own bytes of the buffer: no copy, and torch.save
-    writes those bytes alone (a view's storage is its slot, not the whole buffer)."""
-    if isinstance(skeleton, _Slot):
-        if skeleton.numel == 0:
-            return torch.empty(skeleton.shape, dtype=skeleton.dtype)
-        t = torch.frombuffer(mm, dtype=skeleton.dtype, count=skeleton.numel, offset=skeleton.offset)
-        return t.view(skeleton.shape)
-    if isinstance(skeleton, dict):
-        return {k: _aliased(v, mm) for k, v in skeleton.items()}
-    if isinstance(skeleton, (list, tuple)):
-        return type(skeleton)(_aliased(v, mm) for v in skeleton)
-    return skeleton
 
 
 def _pairs(src: Any, dst: Any, out: list) -> list:
@@ -131,10 +108,6 @@ def _copy_later(pairs: list, after: Any) -> None:
         side.synchronize()
 
 
-def _map(fd: int, size: int) -> mmap.mmap:
-    return mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))  # no page faults later
-
-
 class AsyncSaver:
     """At most one save in flight: `save()` waits for the previous one, stages the state, and returns.
 
@@ -172,7 +145,7 @@ class AsyncSaver:
         self._ensure_buffer(max(end[0], _ALIGN))
         later_ptrs = {t.data_ptr() for t in stable if t.device.type in ("cpu", "cuda") and t.numel()}
         now, later = [], []
-        for src, dst in _pairs(payload, _aliased(skeleton, self._mm), []):
+        for src, dst in _pairs(payload, aliased(skeleton, self._mm), []):
             (later if src.numel() and src.data_ptr() in later_ptrs else now).append((src, dst))
         for src, dst in now:
             dst.copy_(src)
@@ -230,7 +203,7 @@ class AsyncSaver:
         os.ftruncate(self._fd, size)  # the writer maps the new size when a request names it
         if self._mm is not None:
             self._mm.close()
-        self._mm = _map(self._fd, size)
+        self._mm = map_buffer(self._fd, size)
         self._size = size
 
     def _ensure_writer(self) -> None:
@@ -290,35 +263,3 @@ class AsyncSaver:
                 self.on_done(res)
             except Exception:
                 log.exception("checkpoint report callback failed")
-
-
-def writer_main(fd: int, mode: str = "nice") -> int:
-    """The writer process: read save requests from stdin, answer each with a SaveResult on stdout."""
-    # a lower priority from here on, not for its start: importing torch at idle priority on a busy machine could
-    # take longer than a checkpoint interval. In "switch" mode the parent sets it per request (writer_priority.py).
-    lower_self(mode)
-    torch.set_num_threads(1)
-    inp = sys.stdin.buffer
-    out = os.fdopen(os.dup(1), "wb")  # results go here; fd 1 becomes stderr, so no stray print corrupts them
-    os.dup2(2, 1)
-    mm, size = None, 0
-    while True:
-        payload = None
-        try:
-            msg = pickle.load(inp)
-        except EOFError:
-            return 0
-        if msg["size"] != size:
-            if mm is not None:
-                mm.close()
-            mm, size = _map(fd, msg["size"]), msg["size"]
-        try:
-            payload = _aliased(msg["skeleton"], mm)
-            res = write(Snapshot(step=msg["step"], model=payload["model"], optimizer=payload["optimizer"],
-                                 rng=payload["rng"], state=msg["state"], spec=msg["spec"]), msg["dir"])
-        except Exception as e:  # ENOSPC, EACCES, ENOTDIR ...: reported, training goes on
-            res = SaveResult(step=msg["step"], ok=False, error=f"{type(e).__name__}: {e}")
-        payload = None  # release the views before the buffer may be remapped
-        pickle.dump(res, out, protocol=pickle.HIGHEST_PROTOCOL)
-        out.flush()
-

@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--telemetry", default="", help="also send metrics to this ZeroMQ address (tcp://host:port)")
     args = ap.parse_args(argv)
     setup_logging()
+    # here, not at the top: flag errors and --help answer before torch loads
     from ..data.loading import open_dataset
     from ..spec import SpecError, load_spec, plan
     try:
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def local_device_kind(want: str, nproc: int) -> str:
     """"cpu" or "cuda" for N local ranks; CUDA needs one GPU per rank (NCCL refuses two ranks on one GPU)."""
-    import torch
+    import torch  # lazily, as main's imports: --help and flag errors answer before torch loads
     from .distributed import resolve_device_name
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     kind = resolve_device_name(want, count).split(":")[0]
