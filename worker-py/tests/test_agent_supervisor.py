@@ -78,7 +78,7 @@ def test_a_killed_trainer_names_the_signal_not_its_last_info_line_and_its_key_fi
         path = tmp_path / "work" / "oom" / "gen1-rank0" / "assignment.json"
         assert os.stat(path).st_mode & 0o777 == 0o600  # it holds the rank's telemetry key
         from byol_worker.train.control import read_assignment
-        assert read_assignment(str(path)).proto.telemetry_key == bytes(range(32))
+        assert read_assignment(str(path)).telemetry_key == bytes(range(32))
     finally:
         assert stop_agent(agent) == 0
 

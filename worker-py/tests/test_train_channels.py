@@ -8,9 +8,11 @@ import logging
 import os
 import time
 
+import pytest
 import zmq
+from google.protobuf import json_format
 
-from byol_worker.train.control import ControlChannel, Reporter, read_assignment
+from byol_worker.train.control import AssignmentError, ControlChannel, Reporter, assignment_file, read_assignment
 from byol_worker.proto import agent_pb2, telemetry_pb2, trainer_pb2
 from byol_worker.train.telemetry import TelemetrySender
 
@@ -66,19 +68,40 @@ def test_telemetry_with_a_key_sends_the_metric_and_its_hmac(tmp_path):
 
 
 def test_an_assignment_file_others_can_read_is_warned_about(tmp_path, caplog):
-    doc = {"job_id": "j", "generation": "1", "telemetry_key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+    doc = {"job_id": "j", "generation": "1", "spec_json": "{}",
+           "telemetry_key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
     path = tmp_path / "assignment.json"
     path.write_text(json.dumps(doc))
     os.chmod(path, 0o644)
     with caplog.at_level(logging.WARNING, logger="byol.control"):
         a = read_assignment(str(path))
-    assert a.proto.telemetry_key == bytes(range(32))
+    assert a.telemetry_key == bytes(range(32))
     assert "readable by other users (mode 644)" in caplog.text and "0600" in caplog.text
     caplog.clear()
     os.chmod(path, 0o600)
     with caplog.at_level(logging.WARNING, logger="byol.control"):
         read_assignment(str(path))
     assert caplog.text == ""
+
+
+def test_read_assignment_gives_plain_values_once(tmp_path):
+    """The proto stops at read_assignment: the trainer gets numbers, strings and dicts, and the schedule keeps
+    the proto JSON form that checkpoints record."""
+    sched = agent_pb2.ScheduleState(total_steps=12, warmup_steps=2, peak_lr=0.5, tau_base=0.99, steps_per_epoch=3,
+                                    global_batch=8, micro_batch=4, accumulation=1)
+    msg = agent_pb2.Assignment(job_id="j", generation=7, rank=1, world_size=2, spec_json='{"spec": {"a": 1}}',
+                               schedule=sched, stop_at_step=9)
+    path = tmp_path / "assignment.json"
+    path.write_text(json.dumps(assignment_file(msg, "ipc://c", "ipc://r")))
+    os.chmod(path, 0o600)
+    a = read_assignment(str(path))
+    assert (a.job_id, a.generation, a.rank, a.world_size, a.stop_at_step) == ("j", 7, 1, 2, 9)
+    assert (a.control_address, a.report_address, a.spec) == ("ipc://c", "ipc://r", {"spec": {"a": 1}})
+    assert (a.schedule.total_steps, a.schedule.peak_lr, a.schedule.accumulation) == (12, 0.5, 1)
+    assert a.schedule.as_recorded == json_format.MessageToDict(sched, preserving_proto_field_name=True)
+    path.write_text(json.dumps({"job_id": "j", "spec_json": "{not json"}))
+    with pytest.raises(AssignmentError, match="assignment spec_json: not valid JSON"):
+        read_assignment(str(path))
 
 
 def test_control_poll_merges_commands_and_reports_flow(tmp_path):

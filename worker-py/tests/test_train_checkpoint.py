@@ -124,7 +124,7 @@ def test_resume_errors_name_the_path_or_file(tmp_path):
 
 
 def test_trainer_process_exits_2_with_reason_on_last_stderr_line(tmp_path):
-    from byol_worker.train.control import Assignment, assignment_to_dict
+    from byol_worker.train.control import assignment_file
     from byol_worker.proto import agent_pb2
     from byol_worker.spec import plan
     from byol_worker.train.trainer import schedule_from_plan
@@ -133,7 +133,7 @@ def test_trainer_process_exits_2_with_reason_on_last_stderr_line(tmp_path):
                              schedule=schedule_from_plan(plan(spec, 1, 64)), checkpoint_dir=str(tmp_path),
                              resume_checkpoint=str(tmp_path / "step-000000005"))
     f = tmp_path / "assignment.json"
-    f.write_text(json.dumps(assignment_to_dict(Assignment(a))))
+    f.write_text(json.dumps(assignment_file(a)))
     p = subprocess.run([sys.executable, "-m", "byol_worker", "trainer", "--assignment", str(f)],
                        capture_output=True, text=True, timeout=60, env=dict(os.environ, BYOL_DEVICE="cpu"))
     assert p.returncode == 2

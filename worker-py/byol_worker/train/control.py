@@ -1,6 +1,7 @@
 """Trainer side of the local channels with its agent (docs/internals.md "Agent <-> trainer").
 
-The assignment file: the agent's Assignment as proto JSON plus `control_address` and `report_address`.
+The assignment file: the agent's Assignment as proto JSON plus `control_address` and `report_address`;
+`read_assignment` turns it into a plain `Assignment` once, so nothing past it reads protobuf.
 
 Control: the agent PUSH-binds `control_address`; the trainer PULL-connects and polls without blocking at
 each step boundary. Reports: the trainer PUSH-connects to `report_address` (the agent PULL-binds) and sends
@@ -27,19 +28,60 @@ class AssignmentError(ValueError):
     """The assignment file is unreadable or inconsistent (the trainer exits 2)."""
 
 
-@dataclass
+@dataclass(frozen=True)
+class Schedule:
+    """The coordinator's ScheduleState as plain numbers (docs/internals.md "Schedule numbers")."""
+    total_steps: int        # K
+    warmup_steps: int
+    peak_lr: float
+    tau_base: float
+    tau_schedule: str       # "cosine" (also when empty) | "constant"
+    steps_per_epoch: int
+    global_batch: int       # B
+    micro_batch: int        # b, per rank
+    accumulation: int       # a, with W*b*a = B
+    as_recorded: dict       # its proto JSON form, as checkpoints' state.json keep it
+
+
+@dataclass(frozen=True)
 class Assignment:
-    """The agent's Assignment (proto field names) plus the local channel addresses."""
-    proto: agent_pb2.Assignment
+    """The agent's Assignment as plain values, converted from the proto once (`from_proto`, the only place the
+    trainer reads it), plus the local channel addresses."""
+    job_id: str
+    generation: int
+    rank: int
+    world_size: int
+    device_id: str
+    rendezvous_address: str
+    spec: dict              # the resolved job document
+    schedule: Schedule
+    resume_checkpoint: str  # empty = fresh start
+    checkpoint_dir: str
+    telemetry_address: str
+    telemetry_key: bytes
+    stop_at_step: int       # 0 = run to total_steps
     control_address: str = ""
     report_address: str = ""
 
-    @property
-    def spec(self) -> dict:
-        try:
-            return json.loads(self.proto.spec_json)
-        except ValueError as e:
-            raise AssignmentError(f"assignment spec_json: not valid JSON ({e})") from e
+
+def from_proto(msg: agent_pb2.Assignment, control_address: str = "", report_address: str = "") -> Assignment:
+    try:
+        spec = json.loads(msg.spec_json)
+    except ValueError as e:
+        raise AssignmentError(f"assignment spec_json: not valid JSON ({e})") from e
+    s = msg.schedule
+    schedule = Schedule(total_steps=int(s.total_steps), warmup_steps=int(s.warmup_steps), peak_lr=float(s.peak_lr),
+                        tau_base=float(s.tau_base), tau_schedule=s.tau_schedule,
+                        steps_per_epoch=int(s.steps_per_epoch), global_batch=int(s.global_batch),
+                        micro_batch=int(s.micro_batch), accumulation=int(s.accumulation),
+                        as_recorded=json_format.MessageToDict(s, preserving_proto_field_name=True))
+    return Assignment(job_id=msg.job_id, generation=int(msg.generation), rank=int(msg.rank),
+                      world_size=int(msg.world_size), device_id=msg.device_id,
+                      rendezvous_address=msg.rendezvous_address, spec=spec, schedule=schedule,
+                      resume_checkpoint=msg.resume_checkpoint, checkpoint_dir=msg.checkpoint_dir,
+                      telemetry_address=msg.telemetry_address, telemetry_key=bytes(msg.telemetry_key),
+                      stop_at_step=int(msg.stop_at_step), control_address=control_address,
+                      report_address=report_address)
 
 
 def read_assignment(path: str) -> Assignment:
@@ -63,12 +105,13 @@ def read_assignment(path: str) -> Assignment:
         log.warning("assignment file %s is readable by other users (mode %o) and holds this rank's telemetry key, "
                     "which lets them forge its metrics: write it with mode 0600 (the agent does)",
                     path, stat.S_IMODE(mode))
-    return Assignment(msg, control, report)
+    return from_proto(msg, control, report)
 
 
-def assignment_to_dict(a: Assignment) -> dict:
-    d = json_format.MessageToDict(a.proto, preserving_proto_field_name=True)
-    d["control_address"], d["report_address"] = a.control_address, a.report_address
+def assignment_file(msg: agent_pb2.Assignment, control_address: str = "", report_address: str = "") -> dict:
+    """The JSON document of an assignment file (read_assignment reads it back)."""
+    d = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    d["control_address"], d["report_address"] = control_address, report_address
     return d
 
 

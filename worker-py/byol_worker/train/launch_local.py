@@ -18,10 +18,8 @@ import sys
 import tempfile
 import time
 
-from google.protobuf import json_format
-
 from . import checkpoint as ckpt
-from .control import schedule_from_plan
+from .control import assignment_file, schedule_from_plan
 from .logging_setup import setup_logging
 from ..optional import zmq
 from ..proto import agent_pb2, telemetry_pb2, trainer_pb2
@@ -62,8 +60,7 @@ class LocalGroup:
                 spec_json=json.dumps(resolved), schedule=schedule_from_plan(schedule), resume_checkpoint=resume,
                 checkpoint_dir=os.path.abspath(checkpoint_dir), telemetry_address=telemetry_address,
                 stop_at_step=stop_at_step)
-            doc = json_format.MessageToDict(a, preserving_proto_field_name=True)
-            doc.update(control_address=f"ipc://{self.dir}/control-{rank}", report_address=f"ipc://{self.dir}/report")
+            doc = assignment_file(a, f"ipc://{self.dir}/control-{rank}", f"ipc://{self.dir}/report")
             path = os.path.join(self.dir, f"assignment-{rank}.json")
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(doc, f)

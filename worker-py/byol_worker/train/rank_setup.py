@@ -19,7 +19,7 @@ from ..core.side_stream import SideStream
 from ..core.step import TrainStep
 from ..data.loading import BatchLoader, open_dataset
 from ..spec import spec_hash
-from .control import Assignment, AssignmentError, ControlChannel, Reporter
+from .control import Assignment, ControlChannel, Reporter, Schedule
 from .distributed import convert_sync_batchnorm, init_group, pick_device, set_threads, teardown
 from .outcome import BadInput
 from .resume import Checkpointer, restore
@@ -34,7 +34,7 @@ class Rank:
     a: Assignment
     resolved: dict
     spec: dict
-    sch: object                  # agent_pb2.Schedule
+    sch: Schedule
     rank: int
     W: int
     K: int                       # total steps
@@ -74,21 +74,17 @@ def build_augs(spec: dict) -> list:
 
 
 def set_up(a: Assignment) -> Rank:
-    p = a.proto
-    try:
-        resolved = a.spec
-    except AssignmentError as e:
-        raise BadInput(str(e)) from e
+    resolved = a.spec
     if "spec" not in resolved:
         raise BadInput("assignment spec_json: expected a resolved job document with a 'spec' object")
-    s, sch = resolved["spec"], p.schedule
-    rank, W = int(p.rank), int(p.world_size)
-    K, B, b, acc = int(sch.total_steps), int(sch.global_batch), int(sch.micro_batch), int(sch.accumulation)
+    s, sch = resolved["spec"], a.schedule
+    rank, W = a.rank, a.world_size
+    K, B, b, acc = sch.total_steps, sch.global_batch, sch.micro_batch, sch.accumulation
     if W < 1 or rank >= W or K < 1 or W * b * acc != B:
         raise BadInput(f"assignment: inconsistent rank {rank} / world_size {W} / schedule "
                        f"(W*b*a = {W}*{b}*{acc} must equal globalBatch {B}, K = {K})")
     try:
-        device = pick_device(os.environ.get("BYOL_DEVICE") or p.device_id or s["resources"]["device"])
+        device = pick_device(os.environ.get("BYOL_DEVICE") or a.device_id or s["resources"]["device"])
     except ValueError as e:
         raise BadInput(str(e)) from e
     threads = set_threads(int(s["resources"].get("threadsPerWorker", 0)), device, W)
@@ -97,10 +93,10 @@ def set_up(a: Assignment) -> Rank:
         ds = open_dataset(s["data"], "train")
     except ValueError as e:
         raise BadInput(str(e)) from e
-    if len(ds) // B != int(sch.steps_per_epoch):
+    if len(ds) // B != sch.steps_per_epoch:
         raise BadInput(f"schedule.steps_per_epoch {sch.steps_per_epoch} does not match the data: "
                        f"{len(ds)} samples // globalBatch {B} = {len(ds) // B}")
-    dist = init_group(p.rendezvous_address, rank, W, int(p.generation), device)
+    dist = init_group(a.rendezvous_address, rank, W, a.generation, device)
     prec = resolve_precision(s["train"]["precision"], s["train"]["channelsLast"], device)
     torch.manual_seed(seed)  # identical initial weights on every rank
     model = build_model(s["model"], int(s["data"]["imageSize"]))
@@ -109,8 +105,8 @@ def set_up(a: Assignment) -> Rank:
     model = prec.prepare_model(model.to(device))
     opt = build_optimizer(model, s["optimizer"])
     start, baselines, hash_ = 0, {}, spec_hash(resolved)
-    if p.resume_checkpoint:
-        start = restore(p.resume_checkpoint, model, opt, device, rank, W, K, hash_, baselines)
+    if a.resume_checkpoint:
+        start = restore(a.resume_checkpoint, model, opt, device, rank, W, K, hash_, baselines)
     online = model.online_network()
     if dist.initialized:
         ids = [device.index] if device.type == "cuda" else None
@@ -125,14 +121,14 @@ def set_up(a: Assignment) -> Rank:
                      cuda_graph=use_cuda_graph(s["train"], device, dist.initialized, acc))
     augs = build_augs(s)
     side = SideStream(device)
-    stop_at = int(p.stop_at_step) if 0 < int(p.stop_at_step) < K else 0
-    loader = BatchLoader(ds, B, int(sch.steps_per_epoch), seed, rank, W, start, K,
+    stop_at = a.stop_at_step if 0 < a.stop_at_step < K else 0
+    loader = BatchLoader(ds, B, sch.steps_per_epoch, seed, rank, W, start, K,
                          pin_memory=device.type == "cuda", loader_workers=int(s["data"].get("loaderWorkers", 0)))
-    telemetry = TelemetrySender(p.telemetry_address, job_id=p.job_id, generation=int(p.generation),
-                                rank=rank, world_size=W, key=p.telemetry_key)
+    telemetry = TelemetrySender(a.telemetry_address, job_id=a.job_id, generation=a.generation,
+                                rank=rank, world_size=W, key=a.telemetry_key)
     control = ControlChannel(a.control_address)
-    reporter = Reporter(a.report_address, job_id=p.job_id, generation=int(p.generation), rank=rank)
-    ckpt = Checkpointer(proto=p, resolved=resolved, spec_hash=hash_, model=model, opt=opt, step=step, device=device,
+    reporter = Reporter(a.report_address, job_id=a.job_id, generation=a.generation, rank=rank)
+    ckpt = Checkpointer(assignment=a, resolved=resolved, spec_hash=hash_, model=model, opt=opt, step=step, device=device,
                         dist_state=dist, reporter=reporter, baselines=baselines)
     log.info("rank %d/%d on %s (%d threads, %s%s): steps %d..%d of K=%d, B=%d = %d ranks x %d x %d accum",
              rank, W, device, threads, prec.name, ", channels-last" if prec.channels_last else "", start, K, K, B,

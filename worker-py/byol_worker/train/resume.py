@@ -9,7 +9,6 @@ import logging
 
 import torch
 import torch.distributed as dist
-from google.protobuf import json_format
 
 from . import checkpoint as ckpt
 from .async_save import AsyncSaver
@@ -56,11 +55,11 @@ def restore(path: str, model, opt, device, rank: int, world_size: int, total_ste
 class Checkpointer:
     """Saves of one rank's run; rank 0 owns the background writer. `saved` lists every SaveResult."""
 
-    def __init__(self, *, proto, resolved: dict, spec_hash: str, model, opt, step, device, dist_state,
+    def __init__(self, *, assignment, resolved: dict, spec_hash: str, model, opt, step, device, dist_state,
                  reporter, baselines: dict) -> None:
-        self.p, self.resolved, self.hash = proto, resolved, spec_hash
+        self.a, self.resolved, self.hash = assignment, resolved, spec_hash
         self.model, self.opt, self.step, self.device, self.dist = model, opt, step, device, dist_state
-        self.rank, self.W = int(proto.rank), int(proto.world_size)
+        self.rank, self.W = assignment.rank, assignment.world_size
         self.reporter, self.baselines = reporter, baselines
         self.saved: list = []
         self.saver = AsyncSaver(on_done=self._saved)
@@ -76,7 +75,7 @@ class Checkpointer:
                      res.step, res.path, res.bytes, res.seconds)
         else:
             log.error("checkpoint step %d FAILED, training goes on with older checkpoints kept: %s "
-                      "(free disk space or fix permissions on %s)", res.step, res.error, self.p.checkpoint_dir)
+                      "(free disk space or fix permissions on %s)", res.step, res.error, self.a.checkpoint_dir)
         self.reporter.checkpoint(res.step, res.ok, res.path, res.bytes, res.sha256, res.error)
 
     def save(self, done: int, wait: bool) -> bool:
@@ -90,15 +89,15 @@ class Checkpointer:
             states = [rng]
         ok = True
         if self.rank == 0:
-            sch = self.p.schedule
-            state = {"step": done, "epoch": done / int(sch.steps_per_epoch), "world_size": self.W,
-                     "spec_hash": self.hash, "job_id": self.p.job_id, "generation": int(self.p.generation),
-                     "schedule": json_format.MessageToDict(sch, preserving_proto_field_name=True),
+            sch = self.a.schedule
+            state = {"step": done, "epoch": done / sch.steps_per_epoch, "world_size": self.W,
+                     "spec_hash": self.hash, "job_id": self.a.job_id, "generation": self.a.generation,
+                     "schedule": sch.as_recorded,
                      "baselines": dict(self.baselines)}
             snap = ckpt.Snapshot(done, self.model.state_dict(), self.opt.state_dict(),
                                  {"world_size": self.W, "ranks": states}, state, self.resolved)
             # parameters and optimizer state are copied while the next step's forward and backward run
-            self.saver.save(snap, self.p.checkpoint_dir, stable=self.step.update_only_tensors())
+            self.saver.save(snap, self.a.checkpoint_dir, stable=self.step.update_only_tensors())
             if wait:
                 res = self.saver.wait()
                 ok = bool(res and res.ok and res.step == done)

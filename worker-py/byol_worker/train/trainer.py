@@ -29,7 +29,7 @@ from ..evaluate.knn import knn_baselines, knn_monitor
 from ..optional import zmq
 from ..proto import agent_pb2
 from ..spec import plan
-from .control import Assignment, AssignmentError, read_assignment, schedule_from_plan
+from .control import Assignment, AssignmentError, from_proto, read_assignment, schedule_from_plan
 from .distributed import agree
 from .logging_setup import setup_logging
 from .outcome import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, BadInput, RunResult, StopFlag
@@ -49,7 +49,7 @@ def run(a: Assignment, stop: StopFlag) -> RunResult:
 
 def loop(r: Rank, stop: StopFlag) -> RunResult:
     res = RunResult(exit_code=EXIT_FAILED, step=r.start, baselines=r.baselines, checkpoints=r.ckpt.saved)
-    spe = int(r.sch.steps_per_epoch)
+    spe = r.sch.steps_per_epoch
     lo, hi = r.rank * r.b * r.acc, (r.rank + 1) * r.b * r.acc
     every = int(r.spec["checkpoint"].get("everySteps", 0) or 0)
     knn_cfg = r.spec["eval"]["knn"]
@@ -69,8 +69,8 @@ def loop(r: Rank, stop: StopFlag) -> RunResult:
             v1, v2 = r.augs[0].apply(x, p1), r.augs[1].apply(x, p2)
         r.side.hand_over(v1, v2)
         micro = [(v1[i * r.b:(i + 1) * r.b], v2[i * r.b:(i + 1) * r.b]) for i in range(r.acc)]
-        lr = lr_at(k, r.K, int(r.sch.warmup_steps), float(r.sch.peak_lr))
-        tau = tau_at(k, r.K, float(r.sch.tau_base), r.sch.tau_schedule)
+        lr = lr_at(k, r.K, r.sch.warmup_steps, r.sch.peak_lr)
+        tau = tau_at(k, r.K, r.sch.tau_base, r.sch.tau_schedule)
         out = r.step.run(micro, lr, tau)
         if pending is not None:
             _record(r, res, *pending)
@@ -123,7 +123,7 @@ def view_params(augs, seed: int, step: int, lo: int, hi: int, global_batch: int,
 def _record(r: Rank, res: RunResult, k: int, out, lr: float, tau: float, dt: float, t_data: float,
             extra: dict) -> None:
     """Step k's loss and z_std into the result, the telemetry and the log (they wait for the step to end)."""
-    spe, log_every = int(r.sch.steps_per_epoch), int(r.spec["train"].get("logEverySteps", 10))
+    spe, log_every = r.sch.steps_per_epoch, int(r.spec["train"].get("logEverySteps", 10))
     res.losses[k], res.z_std[k] = out["loss"], out["z_std"]
     r.telemetry.send(step=k, loss=out["loss"], tau=tau, lr=lr, step_time_s=dt, data_time_s=t_data,
                      images_per_sec=r.b * r.acc / max(dt, 1e-9), epoch=(k + 1) / spe,
@@ -139,11 +139,11 @@ def _finish(r: Rank, res: RunResult, stop: StopFlag, done: int, stopping: bool) 
     ok = r.ckpt.save(done, wait=True)
     results = ({"knn_top1": res.knn_top1, **r.baselines}
                if res.knn_top1 is not None and done == r.K and r.rank == 0 else None)
-    r.reporter.progress(done, done / int(r.sch.steps_per_epoch), force=True, results=results)
+    r.reporter.progress(done, done / r.sch.steps_per_epoch, force=True, results=results)
     if not ok:
         res.exit_code = EXIT_FAILED
         res.message = (f"stopped at step {done} but its checkpoint could not be written (see the log); "
-                       f"the job restarts from the last good checkpoint in {r.a.proto.checkpoint_dir}")
+                       f"the job restarts from the last good checkpoint in {r.a.checkpoint_dir}")
     elif stopping:
         res.exit_code, res.message = EXIT_PREEMPTED, f"stopped at step {done} after a checkpoint"
     else:
@@ -201,7 +201,7 @@ def _main(assignment: str) -> int:
     stop.install()
     try:
         a = read_assignment(assignment)
-        setup_logging(rank=a.proto.rank)
+        setup_logging(rank=a.rank)
         res = run(a, stop)
     except (BadInput, AssignmentError) as e:
         log.error("%s", e)
@@ -224,4 +224,4 @@ def train_in_process(resolved_spec: dict, *, checkpoint_dir: str, resume: str = 
                                  spec_json=json.dumps(resolved_spec), schedule=schedule_from_plan(p),
                                  resume_checkpoint=resume, checkpoint_dir=checkpoint_dir,
                                  telemetry_address=telemetry_address, stop_at_step=stop_at_step)
-    return run(Assignment(proto), stop or StopFlag())
+    return run(from_proto(proto), stop or StopFlag())
