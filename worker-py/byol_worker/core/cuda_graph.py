@@ -1,8 +1,8 @@
 """The whole training step as one CUDA graph (docs/architecture.md §10).
 
-A ResNet-18 BYOL step at CIFAR size is a few thousand small kernels: launched one by one from Python, the GPU
-waits on the CPU (measured on an H200: the step took as long at batch 256 as at 512). Captured once and
-replayed, the step costs one launch, and the CPU is free to prepare the next batch meanwhile.
+A BYOL step is a few thousand kernels. Captured once and replayed, it costs one launch, and the CPU is free to
+prepare the next batch meanwhile (side_stream.py). Measured on an H200 (BENCHMARKS.md §9), the replay itself saves
+only about 4% of a tuned ResNet-18 CIFAR step, which is bound by the GPU; the gain is the overlap it allows.
 
 What makes the step capturable: the LR and tau live in 0-d device tensors that the optimizer and the EMA read
 (optim.py, model.py), inputs are copied into fixed buffers, autocast does not cache casts, and nothing in the

@@ -116,23 +116,15 @@ def build_optimizer(model: nn.Module, opt_cfg: dict[str, Any]) -> torch.optim.Op
     Groups carry `excluded` (bias/norm) flags; the caller sets `group["lr"]` each step.
     """
     name = opt_cfg.get("name", "lars")
+    if name not in ("lars", "sgd"):
+        raise ValueError(f"spec.optimizer.name: unknown optimizer '{name}', expected 'lars' or 'sgd'")
     wd = float(opt_cfg.get("weightDecay", 0.0))
-    momentum = float(opt_cfg.get("momentum", 0.9))
-    mods = [model.online_encoder, model.online_projector, model.predictor]
-    if opt_cfg.get("excludeBiasAndNorm", True):
-        regular, excluded = split_params(mods)
-    else:
-        regular, excluded = split_params(mods)
+    regular, excluded = split_params([model.online_encoder, model.online_projector, model.predictor])
+    if not opt_cfg.get("excludeBiasAndNorm", True):
         regular, excluded = regular + excluded, []
-    if name == "lars":
-        groups = [{"params": regular, "adapt": True, "weight_decay": wd, "excluded": False}]
-        if excluded:
-            groups.append({"params": excluded, "adapt": False, "weight_decay": 0.0, "excluded": True})
-        return LARS(groups, lr=0.0, momentum=momentum, weight_decay=wd,
-                    eta=float(opt_cfg.get("trustCoefficient", 1e-3)), clip=bool(opt_cfg.get("larsClip", False)))
-    if name == "sgd":  # LARS's non-adapted update: torch.optim.SGD's, but with a tensor LR allowed
-        groups = [{"params": regular, "weight_decay": wd, "excluded": False}]
-        if excluded:
-            groups.append({"params": excluded, "weight_decay": 0.0, "excluded": True})
-        return LARS(groups, lr=0.0, momentum=momentum, adapt=False)
-    raise ValueError(f"spec.optimizer.name: unknown optimizer '{name}', expected 'lars' or 'sgd'")
+    # SGD is LARS's non-adapted update: torch.optim.SGD's, but with a tensor LR allowed
+    groups = [{"params": regular, "adapt": name == "lars", "weight_decay": wd, "excluded": False}]
+    if excluded:
+        groups.append({"params": excluded, "adapt": False, "weight_decay": 0.0, "excluded": True})
+    return LARS(groups, lr=0.0, momentum=float(opt_cfg.get("momentum", 0.9)), weight_decay=wd,
+                eta=float(opt_cfg.get("trustCoefficient", 1e-3)), clip=bool(opt_cfg.get("larsClip", False)))
