@@ -9,7 +9,7 @@ import re
 def section(res: dict) -> str:
     env, st = res.get("env", {}), res.get("stages", {})
     card = env.get("card", "unknown card")
-    stages = " ".join(k for k in ("tests", "bench", "peers", "quality") if k in st)
+    stages = " ".join(k for k in ("tests", "bench", "peers", "quality", "ab") if k in st)
     lines = [f"### {card}: `STAGES=\"{stages}\" bash bench/gpu.sh run` (torch {env.get('torch')}, CUDA "
              f"{env.get('cuda')}, {env.get('cpus')} CPU cores)", ""]
     if "tests" in st:
@@ -46,6 +46,16 @@ def section(res: dict) -> str:
             pct = lambda x: f"{100 * x:.1f}%" if isinstance(x, (int, float)) else "-"
             lines.append(f"| {k} | {v.get('epochs')} | {v.get('wall_s')} | {pct(v.get('knn_top1'))} | "
                          f"{pct(v.get('knn_top1_random_init'))} | {pct(v.get('knn_top1_raw_pixels'))} |")
+        lines.append("")
+    ab = st.get("ab", {})
+    if ab:
+        lines += ["| A/B cell (byol-cifar-short, 32 epochs, B 512, full width; one change) | wall s | kNN top-1 |",
+                  "| --- | --- | --- |"]
+        for k, v in ab.items():
+            if isinstance(v, dict):
+                knn = v.get("knn_top1")
+                lines.append(f"| {k}: {v.get('changes')} | {v.get('wall_s', '-')} | "
+                             f"{f'{100 * knn:.1f}%' if isinstance(knn, (int, float)) else v.get('failed', '-')} |")
         lines.append("")
     if res.get("skipped"):
         lines += [f"- skipped: {', '.join(res['skipped'])}", ""]

@@ -1,7 +1,7 @@
 """The stages of `bash bench/gpu.sh` (see there): prepare here, run on the device machine, record here.
 
     prepare --out DIR        resolve and validate the quality specs (jsonschema is here, not on the device)
-    run --specs DIR --data DIR --out DIR [--stages "tests bench peers quality"] [--limit 540]
+    run --specs DIR --data DIR --out DIR [--stages "tests bench peers quality ab"] [--limit 540]
     record --results FILE --benchmarks BENCHMARKS.md
 
 `run` writes gpu-results.json (and the logs) into --out, stage by stage, so a run cut short still reports what it
@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 import time
+
+from gpu_ab import prepare_ab, stage_ab  # beside this file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -53,6 +55,7 @@ def prepare(out: str) -> None:
         with open(os.path.join(out, f"{name}.json"), "w", encoding="utf-8") as f:
             json.dump(resolve(quality_doc(preset, epochs, over), check_data=False), f)
     print(f"resolved {len(QUALITY)} quality specs into {out}")
+    prepare_ab(out, lambda: quality_doc("byol-cifar-short", 32), resolve)
 
 
 # ---------------------------------------------------------------- on the device
@@ -177,12 +180,24 @@ def stage_quality(r: Run, specs: str) -> dict:
     return out
 
 
-def train_one(spec_file: str, epochs: int, result: str) -> int:
+def ab_command(spec_file: str, result: str, pil: bool) -> list[str]:
+    return [sys.executable, os.path.abspath(__file__), "train-one", "--spec", spec_file, "--result", result,
+            *(["--pil"] if pil else [])]
+
+
+def train_one(spec_file: str, epochs: int, result: str, pil: bool = False) -> int:
     import logging
     import tempfile
+    from byol_worker.train import rank_setup
     from byol_worker.train.trainer import train_in_process
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     spec = json.load(open(spec_file))
+    spec = spec.get("doc", spec)  # an A/B cell's file wraps the spec with what the cell changes
+    if pil:  # quality_ab's per-sample PIL views in place of the batched on-device augmentation
+        from quality_ab import PilAugment
+        s = spec["spec"]
+        rank_setup.build_augs = lambda _spec: [PilAugment(s["augment"][v], int(s["data"]["imageSize"]),
+                                                          s["augment"]["normalize"]) for v in ("view1", "view2")]
     if epochs:
         spec["spec"]["train"]["epochs"] = epochs
     t0 = time.monotonic()
@@ -200,15 +215,16 @@ def train_one(spec_file: str, epochs: int, result: str) -> int:
 
 def run(a: argparse.Namespace) -> int:
     os.makedirs(a.out, exist_ok=True)
-    r = Run(a.out, a.limit, reserve=150 if "quality" in a.stages.split() else 0)
+    trains = {"quality", "ab"} & set(a.stages.split())
+    r = Run(a.out, a.limit, reserve=150 if trains else 0)
     r.results["env"] = env_info()
     r.save()
     stages = a.stages.split()
-    if "quality" in stages:
+    if trains:
         t = time.monotonic()
         decode(a.data)
         r.results["decode_s"] = round(time.monotonic() - t, 1)
-    for name in ("tests", "bench", "peers", "quality"):
+    for name in ("tests", "bench", "peers", "quality", "ab"):
         if name not in stages:
             continue
         if r.left() < 60:
@@ -217,7 +233,8 @@ def run(a: argparse.Namespace) -> int:
         t = time.monotonic()
         try:
             got = {"tests": lambda: stage_tests(r), "bench": lambda: stage_bench(r), "peers": lambda: stage_peers(r),
-                   "quality": lambda: stage_quality(r, a.specs)}[name]()
+                   "quality": lambda: stage_quality(r, a.specs),
+                   "ab": lambda: stage_ab(r, a.specs, ab_command)}[name]()
         except Exception as e:  # report and go on: a later stage may still measure something
             got = {"error": f"{type(e).__name__}: {e}"[:800]}
         got["stage_s"] = round(time.monotonic() - t, 1)
@@ -242,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spec", required=True)
     p.add_argument("--epochs", type=int, default=0)
     p.add_argument("--result", required=True)
+    p.add_argument("--pil", action="store_true", help="per-sample PIL views (the A/B matrix's pil cell)")
     p = sub.add_parser("record")
     p.add_argument("--results", required=True, action="append", help="gpu-results.json of a run (repeatable)")
     p.add_argument("--benchmarks", required=True)
@@ -252,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "run":
         return run(a)
     if a.cmd == "train-one":
-        return train_one(a.spec, a.epochs, a.result)
+        return train_one(a.spec, a.epochs, a.result, a.pil)
     from gpu_record import record  # beside this file; only the record step needs it
     return record(a.results, a.benchmarks)
 
