@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-# most wanted first: the base (the reference of this call), the recipe cells, then the augmentation semantics, then the PIL pair (the slowest: PIL per
-# sample on the CPU)
-AB = ["base", "tau-cosine", "heads-4096", "fp32", "cifar-norm", "brightness-additive", "contrast-channel", "saturation-hsv",
-      "crop-single", "resample-bicubic", "pil-semantics", "pil"]
+# most wanted first: the base (the reference of this call), the recipe cells, the augmentation semantics, then the
+# PIL pair (the slowest: PIL per sample on the CPU)
+AB = ["base", "tau-cosine", "heads-4096", "fp32", "cifar-norm", "brightness-additive", "contrast-channel",
+      "saturation-hsv", "crop-single", "resample-bicubic", "pil-semantics", "pil"]
 
 
 def prepare_ab(out: str, base_doc, resolve) -> None:
