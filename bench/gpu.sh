@@ -6,7 +6,8 @@
 #   # device tool: run with carry [".gpu", "worker-py/byol_worker/gen"], timeout_s 580, command:
 #   #   bash bench/gpu.sh run        # STAGES (default "tests bench quality"; "peers" adds lightly and lucidrains
 #   #                                # on the same GPU, about 5 minutes; "ab" the quality A/B matrix at full width,
-#   #                                # bench/py/gpu_ab.py, about 1 minute a cell), LIMIT (default 540 seconds)
+#   #                                # bench/py/gpu_ab.py, about 1 minute a cell; "speed" the untried speed
+#   #                                # levers, bench/py/gpu_speed.py), LIMIT (default 540 seconds)
 #   bash bench/gpu.sh record DIR...  # here: each DIR = one run's files; updates BENCHMARKS.md "GPU" from gpu-results.json
 #
 # The device image has Python 3.12 with torch but no pyzmq or jsonschema (and this workplace has no cp312 wheels
@@ -52,5 +53,5 @@ case "$stage" in
     .venv/bin/python bench/py/gpu_run.py record "${args[@]}" --benchmarks BENCHMARKS.md
     ;;
   *)
-    sed -n '2,10p' "$0"; exit 2 ;;
+    sed -n '2,11p' "$0"; exit 2 ;;
 esac

@@ -9,12 +9,12 @@ import re
 def section(res: dict) -> str:
     env, st = res.get("env", {}), res.get("stages", {})
     card = env.get("card", "unknown card")
-    stages = " ".join(k for k in ("tests", "bench", "peers", "quality", "ab") if k in st)
+    stages = " ".join(k for k in ("tests", "bench", "speed", "peers", "quality", "ab") if k in st)
     lines = [f"### {card}: `STAGES=\"{stages}\" bash bench/gpu.sh run` (torch {env.get('torch')}, CUDA "
              f"{env.get('cuda')}, {env.get('cpus')} CPU cores)", ""]
     if "tests" in st:
         lines += [f"- GPU tests: `{st['tests'].get('summary', st['tests'])}`", ""]
-    b = st.get("bench", {})
+    b = {**st.get("bench", {}), **st.get("speed", {})}
     if b:
         lines += ["| model, batch | full step img/s | step only | augment ms | plain fp32 reference img/s | full / reference |",
                   "| --- | --- | --- | --- | --- | --- |"]

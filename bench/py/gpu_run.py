@@ -1,7 +1,7 @@
 """The stages of `bash bench/gpu.sh` (see there): prepare here, run on the device machine, record here.
 
     prepare --out DIR        resolve and validate the quality specs (jsonschema is here, not on the device)
-    run --specs DIR --data DIR --out DIR [--stages "tests bench peers quality ab"] [--limit 540]
+    run --specs DIR --data DIR --out DIR [--stages "tests bench speed peers quality ab"] [--limit 540]
     record --results FILE --benchmarks BENCHMARKS.md
 
 `run` writes gpu-results.json (and the logs) into --out, stage by stage, so a run cut short still reports what it
@@ -18,6 +18,7 @@ import sys
 import time
 
 from gpu_ab import prepare_ab, stage_ab  # beside this file
+from gpu_speed import stage_speed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -224,7 +225,7 @@ def run(a: argparse.Namespace) -> int:
         t = time.monotonic()
         decode(a.data)
         r.results["decode_s"] = round(time.monotonic() - t, 1)
-    for name in ("tests", "bench", "peers", "quality", "ab"):
+    for name in ("tests", "bench", "speed", "peers", "quality", "ab"):
         if name not in stages:
             continue
         if r.left() < 60:
@@ -232,7 +233,8 @@ def run(a: argparse.Namespace) -> int:
             continue
         t = time.monotonic()
         try:
-            got = {"tests": lambda: stage_tests(r), "bench": lambda: stage_bench(r), "peers": lambda: stage_peers(r),
+            got = {"tests": lambda: stage_tests(r), "bench": lambda: stage_bench(r),
+                   "speed": lambda: stage_speed(r), "peers": lambda: stage_peers(r),
                    "quality": lambda: stage_quality(r, a.specs),
                    "ab": lambda: stage_ab(r, a.specs, ab_command)}[name]()
         except Exception as e:  # report and go on: a later stage may still measure something

@@ -63,6 +63,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     ap.add_argument("--cuda-graph", choices=["auto", "on", "off"], default="auto",
                     help="replay the step as one CUDA graph (auto: on CUDA, as the trainer does)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the online network, as train.compile does (no CUDA graph then)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave torch's default)")
     ap.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers of the reference")
     ap.add_argument("--width", type=float, default=1.0, help="encoder width multiplier (tiny runs: 0.0625)")
@@ -105,8 +107,11 @@ def run(a: argparse.Namespace) -> dict:
     model = prec.prepare_model(build_model(model_cfg, size).to(device))
     if a.cuda_graph == "on" and device.type != "cuda":
         raise SystemExit(f"bench: --cuda-graph on needs a CUDA device, got {device}")
-    graph = a.cuda_graph == "on" or (a.cuda_graph == "auto" and device.type == "cuda")
-    step = TrainStep(model, build_optimizer(model, opt_cfg), prec, cuda_graph=graph)
+    if a.cuda_graph == "on" and a.compile:
+        raise SystemExit("bench: --cuda-graph on and --compile exclude each other, as in the trainer")
+    graph = a.cuda_graph == "on" or (a.cuda_graph == "auto" and device.type == "cuda" and not a.compile)
+    online = torch.compile(model.online_network()) if a.compile else None  # as rank_setup does
+    step = TrainStep(model, build_optimizer(model, opt_cfg), prec, cuda_graph=graph, online=online)
     augs = [ViewAugment({k: x for k, x in v.items() if k != "semantics"}, size, normalize, semantics=v["semantics"])
             for v in views]
     images = torch.randint(0, 256, (B, src, src, 3), dtype=torch.uint8)
@@ -139,7 +144,7 @@ def run(a: argparse.Namespace) -> dict:
     out = {
         "device": str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})",
         "torch": torch.__version__, "threads": torch.get_num_threads(), "precision": prec.name,
-        "channels_last": prec.channels_last, "cuda_graph": graph, "model": a.model, "width": a.width, "hidden": a.hidden,
+        "channels_last": prec.channels_last, "cuda_graph": graph, "compile": a.compile, "model": a.model, "width": a.width, "hidden": a.hidden,
         "image_size": size, "source_size": src, "batch": B, "steps": a.steps, "warmup": a.warmup,
         "loader_workers": a.loader_workers,
         "results": {name: {"ms_per_step": round(ms, 3), "images_per_s": round(B * 1000.0 / ms, 3)}
