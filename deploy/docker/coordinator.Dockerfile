@@ -13,7 +13,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY proto ./proto
-COPY worker-py/byol_worker/spec ./worker-py/byol_worker/spec
+COPY contract ./contract
 COPY orchestrator ./orchestrator
 # Generated TypeScript protobuf code is produced here, never copied from a workstation; tsc does not emit
 # the generated .js, so it is copied beside the compiled code, and the CLI is started once as a check.
@@ -33,12 +33,14 @@ RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.5.1 \
     && /opt/venv/bin/pip install --no-cache-dir grpcio==1.84.0 grpcio-tools==1.84.0 protobuf==7.36.2 pyzmq pyyaml jsonschema pillow numpy
 COPY proto /tmp/src/proto
+COPY contract /tmp/src/contract
 COPY worker-py /tmp/src/worker-py
 RUN cd /tmp/src && rm -rf worker-py/byol_worker/gen && mkdir -p worker-py/byol_worker/gen \
     && /opt/venv/bin/python -m grpc_tools.protoc -I proto --python_out=worker-py/byol_worker/gen \
        --grpc_python_out=worker-py/byol_worker/gen proto/byol/v1/*.proto \
     && touch worker-py/byol_worker/gen/__init__.py worker-py/byol_worker/gen/byol/__init__.py \
        worker-py/byol_worker/gen/byol/v1/__init__.py \
+    && mkdir -p worker-py/byol_worker/gen/contract && cp contract/*.json worker-py/byol_worker/gen/contract/ \
     && /opt/venv/bin/pip install --no-cache-dir --no-deps ./worker-py \
     && /opt/venv/bin/pip uninstall -y grpcio-tools && rm -rf /tmp/src
 
@@ -49,7 +51,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/proto ./proto
-COPY --from=build /app/worker-py/byol_worker/spec ./worker-py/byol_worker/spec
+COPY --from=build /app/contract ./contract
 RUN groupadd --system --gid 10001 byol && useradd --system --uid 10001 --gid byol --home /app byol \
     && mkdir -p /var/lib/byol/store /var/lib/byol/checkpoints && chown -R byol:byol /var/lib/byol
 USER 10001:10001

@@ -11,17 +11,19 @@ WORKDIR /opt/byol
 # Dependencies first (pinned to the versions whose generated code and runtime agree; see worker-py/requirements-dev.txt).
 RUN pip install grpcio==1.84.0 grpcio-tools==1.84.0 protobuf==7.36.2 pyzmq pyyaml jsonschema pillow numpy
 COPY proto ./proto
+COPY contract ./contract
 COPY worker-py ./worker-py
-# Generated protobuf code is produced in the build (as scripts/gen-proto.sh does; gen/__init__.py makes it part
+# Generated protobuf code is produced in the build with the contract's copy (as scripts/gen-proto.sh does; gen/__init__.py makes it part
 # of the installed package), then the package installed without touching the base image's torch.
 RUN rm -rf worker-py/byol_worker/gen && mkdir -p worker-py/byol_worker/gen \
     && python -m grpc_tools.protoc -I proto --python_out=worker-py/byol_worker/gen \
        --grpc_python_out=worker-py/byol_worker/gen proto/byol/v1/*.proto \
     && touch worker-py/byol_worker/gen/__init__.py worker-py/byol_worker/gen/byol/__init__.py \
        worker-py/byol_worker/gen/byol/v1/__init__.py \
+    && mkdir -p worker-py/byol_worker/gen/contract && cp contract/*.json worker-py/byol_worker/gen/contract/ \
     && pip install --no-deps ./worker-py \
     && pip uninstall -y grpcio-tools \
-    && python -c "from byol_worker.proto import agent_pb2, trainer_pb2, telemetry_pb2"
+    && python -c "from byol_worker.proto import agent_pb2, trainer_pb2, telemetry_pb2; from byol_worker import contract; contract.presets()"
 RUN groupadd --system --gid 10001 byol && useradd --system --uid 10001 --gid byol --create-home byol \
     && mkdir -p /var/lib/byol/checkpoints /var/lib/byol/data && chown -R byol:byol /var/lib/byol
 USER 10001:10001

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from . import contract
 from .core.augment import ViewAugment
 from .core.cuda_graph import WARMUP
 from .core.loss import byol_loss
@@ -43,9 +44,8 @@ MODELS = {"resnet18-cifar": (32, 32, 128), "resnet50": (224, 256, 64)}  # image 
 
 def augment_defaults(model: str) -> tuple[list[dict], dict]:
     """View configs (with the preset's semantics under "semantics") and normalisation of the preset matching
-    the model (spec/presets.json)."""
-    with open(os.path.join(os.path.dirname(__file__), "spec", "presets.json"), encoding="utf-8") as f:
-        presets = json.load(f)
+    the model (contract/presets.json)."""
+    presets = contract.presets()
     aug = presets["defaults"]["augment"]
     over = presets["presets"]["byol-cifar"]["augment"] if model.endswith("-cifar") else {}
     sem = {**aug["semantics"], **over.get("semantics", {})}

@@ -15,11 +15,11 @@ import json
 import math
 import os
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, Iterable
 
 import yaml
 
+from .contract import presets, schema
 from .data.layout import check_data_layout
 from .optional import Draft7Validator
 from .spec_error import SpecError
@@ -27,19 +27,6 @@ from .spec_error import SpecError
 MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_NODES = 100_000
 MAX_TOTAL_STEPS = 100_000_000  # the most optimizer steps a job may resolve to (K); the coordinator has the same
-_SPEC_DIR = os.path.join(os.path.dirname(__file__), "spec")
-
-
-@lru_cache(maxsize=1)
-def schema() -> dict:
-    with open(os.path.join(_SPEC_DIR, "job.schema.json"), encoding="utf-8") as f:
-        return json.load(f)
-
-
-@lru_cache(maxsize=1)
-def presets() -> dict:
-    with open(os.path.join(_SPEC_DIR, "presets.json"), encoding="utf-8") as f:
-        return json.load(f)
 
 
 # ---------------------------------------------------------------- validation messages

@@ -16,7 +16,7 @@ export type JobState =
 
 export const TERMINAL_STATES: readonly JobState[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 
-/** The resolved job spec document (preset and defaults applied); see worker-py/byol_worker/spec/job.schema.json. */
+/** The resolved job spec document (preset and defaults applied); see contract/job.schema.json. */
 export interface JobSpec {
   apiVersion: 'byol/v1';
   kind: 'PretrainJob';

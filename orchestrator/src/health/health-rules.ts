@@ -2,7 +2,7 @@
  * Health rules across a job's ranks, as pure functions of aggregated per-step points (no I/O):
  * collapse (z_std below a threshold over a window), online/target cosine similarity, rank skew.
  */
-import presets from '../../../worker-py/byol_worker/spec/presets.json';
+import presets from '../../../contract/presets.json';
 import type {MetricPoint} from '../domain/types';
 
 /** The job spec's `health` section, resolved (presets.json holds the defaults). */

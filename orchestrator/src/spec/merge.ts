@@ -1,5 +1,5 @@
 /** Step 2 of spec resolution: defaults <- preset <- user document (docs/internals.md). */
-import presets from '../../../worker-py/byol_worker/spec/presets.json';
+import presets from '../../../contract/presets.json';
 
 type Obj = Record<string, unknown>;
 

@@ -5,7 +5,7 @@
  */
 import Ajv, {type ErrorObject} from 'ajv';
 import type {FieldIssue} from '../domain/errors';
-import schema from '../../../worker-py/byol_worker/spec/job.schema.json';
+import schema from '../../../contract/job.schema.json';
 
 // verbose: parentSchema tells "exactly N items" apart. strict: false because the published schema puts "description" beside "$ref" (valid draft-07).
 const ajv = new Ajv({allErrors: true, strict: false, verbose: true});

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from ..core.model import build_encoder
 from ..data import loading as data_mod
-from ..spec import SpecError, presets
+from ..contract import presets
+from ..spec import SpecError
 from ..train.distributed import pick_device
 from . import export
 
