@@ -21,7 +21,8 @@ if ! stamp_ok .venv/.byol-stamp "$py_hash"; then
   echo "setup: creating the Python venv (.venv) with the worker (about 40 s)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   # pip warns once per package about on-disk index folders it cannot use; those lines say nothing.
-  quiet_pip() { .venv/bin/pip install --quiet --disable-pip-version-check "$@" 2>&1 | { grep -v 'is ignored: it is neither' || true; }; }
+  # python -m pip, not .venv/bin/pip: that script's first line names the folder the venv was made in
+  quiet_pip() { .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | { grep -v 'is ignored: it is neither' || true; }; }
   quiet_pip -r worker-py/requirements-dev.txt
   quiet_pip --no-deps -e worker-py
   echo "$py_hash" > .venv/.byol-stamp
