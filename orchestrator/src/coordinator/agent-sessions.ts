@@ -7,10 +7,13 @@ import type {AgentConnection, AgentStreamHandler} from '../agents/agent-connecti
 import type {AgentMsg, HelloMsg} from '../agents/agent-messages';
 import {claimRefusal} from './agent-claim';
 import {sendAll, type CoordinatorContext} from './context';
-import {endGeneration} from './lifecycle';
-import {onAgentEvent, onCheckpoint, onProgress, onRendezvous, onTrainerStatus} from './trainer-reports';
+import {endGeneration, type EndContext} from './lifecycle';
+import {onAgentEvent, onCheckpoint, onProgress, onRendezvous, onTrainerStatus, type ReportContext} from './trainer-reports';
 
-export function agentStreamHandler(ctx: CoordinatorContext): AgentStreamHandler {
+/** An agent stream: registration (credentials, the Welcome's telemetry address) and every report. */
+export type SessionContext = ReportContext & Pick<CoordinatorContext, 'credentials' | 'telemetryAddress'>;
+
+export function agentStreamHandler(ctx: SessionContext): AgentStreamHandler {
   return {
     onOpen(conn: AgentConnection) {
       let agentId: string | null = null;
@@ -42,7 +45,7 @@ export function agentStreamHandler(ctx: CoordinatorContext): AgentStreamHandler 
   };
 }
 
-function dispatch(ctx: CoordinatorContext, agentId: string, msg: AgentMsg): void {
+function dispatch(ctx: ReportContext, agentId: string, msg: AgentMsg): void {
   switch (msg.kind) {
     case 'heartbeat': return;
     case 'rendezvous': return onRendezvous(ctx, agentId, msg.rendezvous);
@@ -54,8 +57,11 @@ function dispatch(ctx: CoordinatorContext, agentId: string, msg: AgentMsg): void
   }
 }
 
+type HelloContext = Pick<CoordinatorContext,
+  'credentials' | 'agents' | 'live' | 'events' | 'log' | 'knobs' | 'telemetryAddress' | 'requestPlacement'>;
+
 /** Registers the agent; false when its Hello was refused (the stream is then closed). */
-function onHello(ctx: CoordinatorContext, conn: AgentConnection, hello: HelloMsg): boolean {
+function onHello(ctx: HelloContext, conn: AgentConnection, hello: HelloMsg): boolean {
   if (!hello.agentId) {
     conn.close('Hello.agent_id is empty; start the agent with --agent-id or let it pick one');
     return false;
@@ -78,7 +84,7 @@ function onHello(ctx: CoordinatorContext, conn: AgentConnection, hello: HelloMsg
 }
 
 /** Trainers the agent still runs: keep those of the current generation, abort the rest. */
-function reattach(ctx: CoordinatorContext, hello: HelloMsg): void {
+function reattach(ctx: Pick<CoordinatorContext, 'live' | 'agents' | 'events' | 'log'>, hello: HelloMsg): void {
   for (const t of hello.running) {
     const run = ctx.live.runOf(t.jobId);
     const slot = run?.accepts(t.jobId, t.generation) ? run.ranks[t.rank] : undefined;
@@ -99,7 +105,7 @@ function reattach(ctx: CoordinatorContext, hello: HelloMsg): void {
 }
 
 /** The agent is gone: its generations end (fault), its devices are freed. */
-export function agentLost(ctx: CoordinatorContext, agentId: string, reason: string): void {
+export function agentLost(ctx: EndContext, agentId: string, reason: string): void {
   const conn = ctx.agents.get(agentId)?.conn;
   ctx.agents.remove(agentId); // first, so the stream's own close below is not a second loss
   conn?.close(`agent considered lost: ${reason}`);

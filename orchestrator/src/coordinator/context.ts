@@ -1,4 +1,7 @@
-/** What the coordinator's modules share: stores, registries, the live state, knobs. */
+/**
+ * What the coordinator's modules share: stores, registries, the live state, knobs. start.ts builds the whole;
+ * each module's functions take only the fields they use (Pick<CoordinatorContext, ...>, named in lifecycle.ts).
+ */
 import type {Logger} from 'pino';
 import type {AgentCredentials} from '../agents/agent-credentials';
 import type {AgentRegistry} from '../agents/agent-registry';

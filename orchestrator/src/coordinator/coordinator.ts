@@ -5,9 +5,8 @@ import type {CoordinatorApi, JobView} from '../domain/coordinator-api';
 import type {CheckpointRecord, Job, JobEvent, MetricPoint, RankSeries, WorkerInfo} from '../domain/types';
 import {TERMINAL_STATES} from '../domain/types';
 import {resolveSpec, scheduleFor, specHash} from '../spec';
-import type {CoordinatorContext} from './context';
 import {resourcesOf} from './spec-fields';
-import {endGeneration, finishJob} from './lifecycle';
+import {endGeneration, finishJob, type EndContext} from './lifecycle';
 import {jobView} from './views';
 
 /** "<name>-<6 hex>": readable and unique enough for one coordinator. */
@@ -16,7 +15,7 @@ function newJobId(name: string): string {
 }
 
 export class Coordinator implements CoordinatorApi {
-  constructor(private readonly ctx: CoordinatorContext, private readonly isReady: () => boolean) {}
+  constructor(private readonly ctx: EndContext, private readonly isReady: () => boolean) {}
 
   submit(doc: unknown, opts: {baseDir?: string} = {}): JobView {
     const ctx = this.ctx;

@@ -3,10 +3,9 @@
  * collapse also ends the job FAILED with the alarm as its reason. Prometheus reads the monitor itself.
  */
 import type {HealthAlarm} from '../domain/types';
-import type {CoordinatorContext} from './context';
-import {endGeneration, finishJob} from './lifecycle';
+import {endGeneration, finishJob, type EndContext} from './lifecycle';
 
-export function onHealthAlarm(ctx: CoordinatorContext, jobId: string, alarm: HealthAlarm, raised: boolean): void {
+export function onHealthAlarm(ctx: EndContext, jobId: string, alarm: HealthAlarm, raised: boolean): void {
   if (!ctx.store.getJob(jobId)) return;
   if (!raised) {
     ctx.events.emit(jobId, 'info', 'health', `${alarm.kind} alarm cleared`, {alarm: alarm.kind, cleared: true});

@@ -11,9 +11,20 @@ import type {Device} from '../placement/gang-placement';
 import {sendAll, type CoordinatorContext} from './context';
 import {scheduleForWorld} from './spec-fields';
 
+// Each function takes only the part of the context it touches, so the compiler holds it to that.
+/** Changing a job's state: its row and its events. */
+export type JobRecords = Pick<CoordinatorContext, 'store' | 'events'>;
+/** Finishing a job: it also frees the job's devices, telemetry, health watch and launcher agents. */
+export type FinishContext = JobRecords & Pick<CoordinatorContext,
+  'agents' | 'live' | 'telemetry' | 'health' | 'launcher' | 'knobs' | 'log' | 'closing' | 'requestPlacement'>;
+/** Ending a generation: finishing, plus counting the recovery. */
+export type EndContext = FinishContext & Pick<CoordinatorContext, 'metrics'>;
+/** Starting a generation: the checkpoint to resume from and where telemetry goes; ending it if rendezvous times out. */
+export type StartContext = EndContext & Pick<CoordinatorContext, 'checkpoints' | 'telemetryAddress'>;
+
 export const jobCheckpointDir = (ctx: Pick<CoordinatorContext, 'knobs'>, jobId: string): string => join(ctx.knobs.checkpointRoot, jobId);
 
-export function setState(ctx: CoordinatorContext, jobId: string, state: JobState, message: string | null = null): Job {
+export function setState(ctx: JobRecords, jobId: string, state: JobState, message: string | null = null): Job {
   const before = ctx.store.getJob(jobId)!;
   const patch: Partial<Job> = {state, message};
   if (TERMINAL_STATES.includes(state)) patch.finishedAtMs = Date.now();
@@ -25,7 +36,7 @@ export function setState(ctx: CoordinatorContext, jobId: string, state: JobState
 }
 
 /** Starts generation job.generation + 1 on `devices` (rank i on devices[i]). */
-export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Device[]): GenerationRun | null {
+export function startGeneration(ctx: StartContext, job: Job, devices: Device[]): GenerationRun | null {
   const W = devices.length;
   let schedule;
   try {
@@ -80,7 +91,7 @@ export function startGeneration(ctx: CoordinatorContext, job: Job, devices: Devi
  * state the job ends; otherwise the job goes RECOVERING and the placement round starts the next one.
  */
 export function endGeneration(
-  ctx: CoordinatorContext, run: GenerationRun, reason: string, message: string,
+  ctx: EndContext, run: GenerationRun, reason: string, message: string,
   then: JobState = 'RECOVERING',
 ): void {
   if (run.phase === 'ended') return;
@@ -110,7 +121,7 @@ export function endGeneration(
 }
 
 /** ABORT live trainers; their devices settle until the agents report those trainers ended. */
-function abortRun(ctx: CoordinatorContext, run: GenerationRun): void {
+function abortRun(ctx: Pick<CoordinatorContext, 'agents' | 'log' | 'knobs'>, run: GenerationRun): void {
   sendAll(ctx, run.abortLive());
   if (run.phase === 'assigned' || run.phase === 'reattaching') {
     const until = Date.now() + ctx.knobs.settleTimeoutMs;
@@ -123,14 +134,14 @@ function abortRun(ctx: CoordinatorContext, run: GenerationRun): void {
   run.phase = 'ended';
 }
 
-function tooManyFruitless(ctx: CoordinatorContext, jobId: string): boolean {
+function tooManyFruitless(ctx: Pick<CoordinatorContext, 'store' | 'knobs'>, jobId: string): boolean {
   const gens = ctx.store.listGenerations(jobId).slice(-ctx.knobs.maxFruitlessGenerations);
   return gens.length >= ctx.knobs.maxFruitlessGenerations &&
     gens.every((g) => g.endStep !== null && g.endStep <= g.startStep && g.endReason !== 'preempted');
 }
 
 /** Terminal state: free everything the job holds. */
-export function finishJob(ctx: CoordinatorContext, jobId: string, state: JobState, message: string | null): void {
+export function finishJob(ctx: FinishContext, jobId: string, state: JobState, message: string | null): void {
   const run = ctx.live.forgetJob(jobId);
   if (run) abortRun(ctx, run);
   ctx.agents.release(jobId);

@@ -7,7 +7,7 @@ import {localAgentId} from '../launchers/local';
 import {planRound, queueOrder, ranksNeeded, type Device, type PendingJob} from '../placement/gang-placement';
 import type {CoordinatorContext} from './context';
 import {resourcesOf} from './spec-fields';
-import {setState, startGeneration} from './lifecycle';
+import {setState, startGeneration, type StartContext} from './lifecycle';
 
 const NEEDS_GROUP: Job['state'][] = ['QUEUED', 'RECOVERING', 'WAITING'];
 
@@ -25,7 +25,7 @@ function ownerOf(agentId: string, jobs: Job[]): string | undefined {
   return jobs.find((j) => agentId.startsWith(localAgentId(j.id, 0).slice(0, -1)))?.id;
 }
 
-export function placementRound(ctx: CoordinatorContext): void {
+export function placementRound(ctx: StartContext & Pick<CoordinatorContext, 'grpcAddress'>): void {
   const pendingJobs = ctx.store.listJobs({states: NEEDS_GROUP}).filter((j) => !ctx.live.hasRun(j.id));
   if (pendingJobs.length === 0) return;
   const allJobs = ctx.store.listJobs({states: ['QUEUED', 'SCHEDULED', 'RUNNING', 'RECOVERING', 'WAITING']});
@@ -62,7 +62,7 @@ export function placementRound(ctx: CoordinatorContext): void {
 }
 
 /** Says in the job's message (byolctl status) why it waits when it needs more devices than exist. */
-function explainTooBig(ctx: CoordinatorContext, job: Job, capacity: number | undefined): void {
+function explainTooBig(ctx: Pick<CoordinatorContext, 'store'>, job: Job, capacity: number | undefined): void {
   if (capacity === undefined || !NEEDS_GROUP.includes(job.state)) return;
   const need = ranksNeeded(pendingOf(job));
   const field = job.state === 'QUEUED' ? 'spec.resources.workers' : 'spec.resources.minWorkers';

@@ -6,9 +6,9 @@
 import {GenerationRun} from '../rendezvous/generation-run';
 import type {CoordinatorContext} from './context';
 import {scheduleForWorld} from './spec-fields';
-import {endGeneration, jobCheckpointDir, setState} from './lifecycle';
+import {endGeneration, jobCheckpointDir, setState, type EndContext} from './lifecycle';
 
-export function restoreFromStore(ctx: CoordinatorContext): void {
+export function restoreFromStore(ctx: EndContext & Pick<CoordinatorContext, 'telemetryAddress'>): void {
   for (const job of ctx.store.listJobs({states: ['SCHEDULED', 'RUNNING']})) {
     const gen = ctx.store.listGenerations(job.id).find((g) => g.generation === job.generation);
     if (!gen || gen.endStep !== null) {

@@ -12,8 +12,13 @@ import {sendAll, type CoordinatorContext} from './context';
 import {growTarget, maybeGrow} from './elastic';
 import {checkpointPolicy} from './spec-fields';
 import {checkpointPathProblem} from '../checkpoints/checkpoint-path';
-import {endGeneration, jobCheckpointDir, setState} from './lifecycle';
+import {endGeneration, jobCheckpointDir, setState, type EndContext, type JobRecords} from './lifecycle';
 import {addressProblem, cleanText, heldSlot, isRefusal, refuse, resultsProblem, stepProblem} from './report-guard';
+
+/** Fencing and refusing reports: the live generation, the counters and the rate-limited warnings. */
+type ReportGuard = Pick<CoordinatorContext, 'live' | 'metrics' | 'log' | 'warnLimited'>;
+/** What handling any report may touch (agent-sessions.ts dispatches them all). */
+export type ReportContext = EndContext & Pick<CoordinatorContext, 'checkpoints' | 'warnLimited'>;
 
 function current(ctx: Pick<CoordinatorContext, 'live' | 'metrics' | 'log'>, jobId: string, generation: number, what: string): GenerationRun | null {
   const run = ctx.live.runOf(jobId);
@@ -23,7 +28,7 @@ function current(ctx: Pick<CoordinatorContext, 'live' | 'metrics' | 'log'>, jobI
   return null;
 }
 
-export function onRendezvous(ctx: CoordinatorContext, agentId: string, r: RendezvousReadyMsg): void {
+export function onRendezvous(ctx: ReportGuard & Pick<CoordinatorContext, 'agents' | 'events'>, agentId: string, r: RendezvousReadyMsg): void {
   const run = current(ctx, r.jobId, r.generation, 'rendezvous');
   if (!run) return;
   const held = heldSlot(run, agentId, 0);
@@ -34,12 +39,12 @@ export function onRendezvous(ctx: CoordinatorContext, agentId: string, r: Rendez
   ctx.events.emit(r.jobId, 'info', 'generation', `generation ${r.generation}: rendezvous at ${r.address}, ranks assigned`);
 }
 
-function markRunning(ctx: CoordinatorContext, run: GenerationRun): void {
+function markRunning(ctx: JobRecords, run: GenerationRun): void {
   const job = ctx.store.getJob(run.jobId)!;
   if (job.state === 'SCHEDULED' || job.state === 'RECOVERING' || job.state === 'WAITING') setState(ctx, run.jobId, 'RUNNING');
 }
 
-function firstProgress(ctx: CoordinatorContext, run: GenerationRun): void {
+function firstProgress(ctx: JobRecords & Pick<CoordinatorContext, 'live'>, run: GenerationRun): void {
   if (run.firstProgressSeen) return;
   run.firstProgressSeen = true;
   markRunning(ctx, run);
@@ -51,7 +56,7 @@ function firstProgress(ctx: CoordinatorContext, run: GenerationRun): void {
   ctx.events.emit(run.jobId, 'info', 'recovery', `recovered in ${recoverySeconds.toFixed(1)} s (fault detected -> first progress of generation ${run.generation})`, {recoverySeconds});
 }
 
-export function onProgress(ctx: CoordinatorContext, agentId: string, p: ProgressMsg): void {
+export function onProgress(ctx: ReportGuard & JobRecords, agentId: string, p: ProgressMsg): void {
   const run = current(ctx, p.jobId, p.generation, 'progress');
   if (!run) return;
   const fields = {jobId: p.jobId, generation: p.generation, rank: p.rank, step: p.step};
@@ -83,7 +88,7 @@ function formatResults(r: Record<string, number>): string {
   return Object.entries(r).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ');
 }
 
-export function onTrainerStatus(ctx: CoordinatorContext, agentId: string, t: TrainerStatusMsg): void {
+export function onTrainerStatus(ctx: ReportContext, agentId: string, t: TrainerStatusMsg): void {
   if (isTerminal(t.state) && ctx.agents.settled(agentId, t.jobId, t.generation, t.rank)) ctx.requestPlacement();
   const run = current(ctx, t.jobId, t.generation, 'trainer');
   if (!run) return;
@@ -121,7 +126,7 @@ export function onTrainerStatus(ctx: CoordinatorContext, agentId: string, t: Tra
 }
 
 /** Ranks agree on one stop step; if some never report it within the grace period, stop waiting. */
-function endIfStopStalls(ctx: CoordinatorContext, run: GenerationRun): void {
+function endIfStopStalls(ctx: EndContext, run: GenerationRun): void {
   const graceS = Number((ctx.store.getJob(run.jobId)?.spec.spec as any)?.preemption?.gracePeriodSeconds ?? 30);
   setTimeout(() => {
     if (ctx.closing || !ctx.live.isCurrent(run) || run.phase === 'ended') return;
@@ -131,7 +136,7 @@ function endIfStopStalls(ctx: CoordinatorContext, run: GenerationRun): void {
 }
 
 /** Checkpoints are written by rank 0 only, as step-<k> right inside the job's checkpoint folder. */
-export function onCheckpoint(ctx: CoordinatorContext, agentId: string, c: CheckpointReportMsg): void {
+export function onCheckpoint(ctx: ReportGuard & JobRecords & Pick<CoordinatorContext, 'knobs' | 'checkpoints' | 'agents'>, agentId: string, c: CheckpointReportMsg): void {
   const run = current(ctx, c.jobId, c.generation, 'checkpoint');
   if (!run) return;
   const held = heldSlot(run, agentId, 0);
@@ -162,7 +167,7 @@ function checkpointProblem(ctx: Pick<CoordinatorContext, 'knobs'>, c: Checkpoint
 }
 
 /** Job events only from an agent that holds, or held, a rank of that job; the agent's own draining flag. */
-export function onAgentEvent(ctx: CoordinatorContext, agentId: string, e: AgentEventMsg): void {
+export function onAgentEvent(ctx: ReportGuard & JobRecords, agentId: string, e: AgentEventMsg): void {
   if (e.draining) ctx.live.drain(agentId);
   const level = e.level === 'error' || e.level === 'warn' ? e.level : 'info';
   const message = cleanText(e.message);
