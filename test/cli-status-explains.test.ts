@@ -9,7 +9,7 @@ import pino from 'pino';
 import {startApiServer, type ApiServer} from '../orchestrator/src/api';
 import type {CliIo} from '../orchestrator/src/cli/io';
 import {runCli} from '../orchestrator/src/cli/parser';
-import {planRound} from '../orchestrator/src/placement/gang-placement';
+import {placeGangs} from '../orchestrator/src/placement/gang-placement';
 import {startTestCoordinator, tinySpec, TEST_TOKEN, type TestCoordinator} from './helpers/test-coordinator';
 import {TsAgent} from './helpers/ts-agent';
 import {waitFor} from './helpers/wait';
@@ -41,9 +41,9 @@ describe('a job bigger than the cluster', () => {
     const big = {id: 'big', priority: 5, submittedAtMs: 1, workers: 4, minWorkers: 4, resuming: false, globalBatch: 8};
     const small = {id: 'small', priority: 0, submittedAtMs: 2, workers: 1, minWorkers: 1, resuming: false, globalBatch: 8};
     const free = [{agentId: 'a', deviceId: 'cpu:0'}, {agentId: 'b', deviceId: 'cpu:0'}];
-    expect(planRound([big, small], free)).toEqual([]); // unknown capacity: the big job waits first, as before
-    expect(planRound([big, small], free, {capacity: 4}).map((p) => p.jobId)).toEqual([]); // it fits one day: still first
-    expect(planRound([big, small], free, {capacity: 2}).map((p) => p.jobId)).toEqual(['small']);
+    expect(placeGangs([big, small], free)).toEqual([]); // unknown capacity: the big job waits first, as before
+    expect(placeGangs([big, small], free, {capacity: 4}).map((p) => p.jobId)).toEqual([]); // it fits one day: still first
+    expect(placeGangs([big, small], free, {capacity: 2}).map((p) => p.jobId)).toEqual(['small']);
   });
 
   test('status says why it waits; a later job that fits runs meanwhile; the message goes once agents join', async () => {

@@ -1,5 +1,5 @@
 import {describe, expect, test} from '@jest/globals';
-import {eligibleDevices, planRound, queueOrder, worldSizeFor, type Device, type PendingJob} from '../orchestrator/src/placement/gang-placement';
+import {eligibleDevices, placeGangs, queueOrder, worldSizeFor, type Device, type PendingJob} from '../orchestrator/src/placement/gang-placement';
 
 const job = (id: string, over: Partial<PendingJob> = {}): PendingJob => ({
   id, priority: 0, submittedAtMs: 0, workers: 2, minWorkers: 2, resuming: false, globalBatch: 256, ...over,
@@ -28,28 +28,28 @@ describe('worldSizeFor', () => {
   });
 });
 
-describe('planRound (gang placement)', () => {
+describe('placeGangs (gang placement)', () => {
   test('all ranks or nothing', () => {
-    expect(planRound([job('a', {workers: 3})], [dev('x'), dev('y')])).toEqual([]);
-    const p = planRound([job('a')], [dev('y'), dev('x'), dev('z')]);
+    expect(placeGangs([job('a', {workers: 3})], [dev('x'), dev('y')])).toEqual([]);
+    const p = placeGangs([job('a')], [dev('y'), dev('x'), dev('z')]);
     expect(p).toEqual([{jobId: 'a', devices: [dev('x'), dev('y')]}]);
   });
   test('higher priority goes first; the second job waits for devices', () => {
-    const p = planRound([job('low', {submittedAtMs: 0}), job('high', {priority: 10, submittedAtMs: 5})], [dev('x'), dev('y')]);
+    const p = placeGangs([job('low', {submittedAtMs: 0}), job('high', {priority: 10, submittedAtMs: 5})], [dev('x'), dev('y')]);
     expect(p.map((x) => x.jobId)).toEqual(['high']);
   });
   test('no backfill past a job that cannot start', () => {
-    const p = planRound([job('big', {workers: 3, priority: 1}), job('small', {workers: 1})], [dev('x'), dev('y')]);
+    const p = placeGangs([job('big', {workers: 3, priority: 1}), job('small', {workers: 1})], [dev('x'), dev('y')]);
     expect(p).toEqual([]);
   });
   test('devices owned by a job go only to it, and stay usable when shared ones are blocked', () => {
     const free = [dev('local-b-0', 'cpu:0', 'b'), dev('local-b-1', 'cpu:0', 'b'), dev('s')];
     expect(eligibleDevices('a', free)).toEqual([dev('s')]);
-    const p = planRound([job('a', {priority: 1}), job('b')], free);
+    const p = placeGangs([job('a', {priority: 1}), job('b')], free);
     expect(p).toEqual([{jobId: 'b', devices: [free[0], free[1]]}]);
   });
   test('two jobs fit side by side', () => {
-    const p = planRound([job('a', {workers: 1}), job('b', {workers: 1, submittedAtMs: 1})], [dev('x'), dev('y')]);
+    const p = placeGangs([job('a', {workers: 1}), job('b', {workers: 1, submittedAtMs: 1})], [dev('x'), dev('y')]);
     expect(p).toEqual([{jobId: 'a', devices: [dev('x')]}, {jobId: 'b', devices: [dev('y')]}]);
   });
 });

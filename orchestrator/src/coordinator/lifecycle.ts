@@ -61,14 +61,14 @@ export function startGeneration(ctx: StartContext, job: Job, devices: Device[]):
   // The previous generation's lost steps are known now: its end step minus where we resume.
   const gens = ctx.store.listGenerations(job.id);
   const prev = gens.find((g) => g.generation === job.generation);
-  if (prev && prev.endStep !== null) ctx.store.upsertGeneration(job.id, {...prev, stepsLost: Math.max(0, prev.endStep - run.plan.resumeStep)});
+  if (prev && prev.endStep !== null) ctx.store.upsertGeneration(job.id, {...prev, stepsLost: Math.max(0, prev.endStep - run.setup.resumeStep)});
   const gen: Generation = {
-    generation, worldSize: W, startStep: run.plan.resumeStep, endStep: null, endReason: null, stepsLost: 0,
+    generation, worldSize: W, startStep: run.setup.resumeStep, endStep: null, endReason: null, stepsLost: 0,
     recoverySeconds: null, startedAtMs: run.startedAtMs, endedAtMs: null, agents: run.agentIds(),
   };
   ctx.store.upsertGeneration(job.id, gen);
   ctx.store.updateJob(job.id, {
-    generation, step: run.plan.resumeStep, startedAtMs: job.startedAtMs ?? Date.now(),
+    generation, step: run.setup.resumeStep, startedAtMs: job.startedAtMs ?? Date.now(),
   });
   setState(ctx, job.id, 'SCHEDULED');
   ctx.events.emit(job.id, 'info', 'generation',
@@ -76,7 +76,7 @@ export function startGeneration(ctx: StartContext, job: Job, devices: Device[]):
     (resume ? `resuming from step ${resume.step} (${resume.path})` : 'fresh start') +
     `; micro-batch ${schedule.microBatch} x ${schedule.accumulation} accumulation per rank, global batch ${schedule.globalBatch}` +
     (schedule.accumulation > 1 ? ` (batch-norm statistics are taken over micro-batches of ${schedule.microBatch} per rank)` : ''),
-    {generation, worldSize: W, resumeStep: run.plan.resumeStep});
+    {generation, worldSize: W, resumeStep: run.setup.resumeStep});
   sendAll(ctx, run.begin());
   setTimeout(() => { // a timer that fires after close() must not touch the closed store
     if (!ctx.closing && ctx.live.isCurrent(run) && run.phase === 'rendezvous') {

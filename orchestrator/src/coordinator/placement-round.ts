@@ -4,7 +4,7 @@
  */
 import type {Job} from '../domain/types';
 import {localAgentId} from '../launchers/local';
-import {planRound, queueOrder, ranksNeeded, type Device, type PendingJob} from '../placement/gang-placement';
+import {placeGangs, queueOrder, ranksNeeded, type Device, type PendingJob} from '../placement/gang-placement';
 import type {CoordinatorContext} from './context';
 import {resourcesOf} from './spec-fields';
 import {setState, startGeneration, type StartContext} from './lifecycle';
@@ -38,7 +38,7 @@ export function placementRound(ctx: StartContext & Pick<CoordinatorContext, 'grp
   // Only the external launcher never brings agents: there, what is connected now is all there is.
   const capacity = ctx.launcher.name === 'external' ? ctx.agents.list()
     .filter((a) => a.connected && !ctx.live.isDraining(a.agentId)).reduce((n, a) => n + a.devices.length, 0) : undefined;
-  const placements = planRound(pendingJobs.map(pendingOf), free, {capacity});
+  const placements = placeGangs(pendingJobs.map(pendingOf), free, {capacity});
   const placed = new Set<string>();
   for (const p of placements) {
     const job = ctx.store.getJob(p.jobId)!;

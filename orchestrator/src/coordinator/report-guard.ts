@@ -36,7 +36,7 @@ export const isRefusal = (x: unknown): x is Refusal => typeof x === 'object' && 
 
 /** Steps count completed optimizer steps: 0..K. */
 export function stepProblem(run: GenerationRun, step: number): Refusal | null {
-  const K = run.plan.schedule.totalSteps;
+  const K = run.setup.schedule.totalSteps;
   if (Number.isSafeInteger(step) && step >= 0 && step <= K) return null;
   return {reason: 'step_out_of_range', detail: `step ${step} is outside [0, ${K}] for ${run.jobId}`};
 }

@@ -100,10 +100,10 @@ export function onTrainerStatus(ctx: ReportContext, agentId: string, t: TrainerS
   if (!slot) return;
   if (t.state === 'RUNNING') markRunning(ctx, run);
   if (t.state === 'FAILED' || t.state === 'ABORTED') {
-    const badCheckpoint = t.exitCode === 2 && run.plan.resumeCheckpoint !== '' && /checkpoint|manifest|sha256/i.test(t.message);
+    const badCheckpoint = t.exitCode === 2 && run.setup.resumeCheckpoint !== '' && /checkpoint|manifest|sha256/i.test(t.message);
     if (badCheckpoint) {
-      ctx.checkpoints.markBad(run.jobId, run.plan.resumeStep);
-      ctx.events.emit(run.jobId, 'warn', 'checkpoint', `checkpoint at step ${run.plan.resumeStep} failed to load and is marked bad: ${t.message}`);
+      ctx.checkpoints.markBad(run.jobId, run.setup.resumeStep);
+      ctx.events.emit(run.jobId, 'warn', 'checkpoint', `checkpoint at step ${run.setup.resumeStep} failed to load and is marked bad: ${t.message}`);
       endGeneration(ctx, run, 'bad-checkpoint', t.message);
     } else if (t.exitCode === 2) {
       endGeneration(ctx, run, 'bad-input', `rank ${t.rank} rejected its input: ${t.message}`, 'FAILED');

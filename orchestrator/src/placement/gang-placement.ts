@@ -59,13 +59,13 @@ export function ranksNeeded(job: PendingJob): number {
 }
 
 /**
- * One scheduling round: walk the queue in order and give each job all its ranks or nothing.
+ * One placement round: walk the queue in order and give each job all its ranks or nothing.
  * No backfill on shared devices past a job that cannot start (so a big high-priority job is not
  * starved); devices owned by a job (its local agents) stay usable by that job. With `capacity` (the
  * devices that exist, busy or not, when no launcher brings more), a job needing more than that can
  * never start as things are, so it does not hold back the jobs behind it.
  */
-export function planRound(queue: PendingJob[], free: Device[], opts: {capacity?: number} = {}): Placement[] {
+export function placeGangs(queue: PendingJob[], free: Device[], opts: {capacity?: number} = {}): Placement[] {
   let pool = [...free];
   let sharedBlocked = false;
   const out: Placement[] = [];

@@ -21,7 +21,8 @@ export interface RankSlot {
   message: string;
 }
 
-export interface GenerationPlan {
+/** What a generation is started with, fixed for its life: every rank's Assignment is built from it. */
+export interface GenerationSetup {
   jobId: string;
   generation: number;
   ranks: {agentId: string; deviceId: string}[];
@@ -47,25 +48,25 @@ export class GenerationRun {
   readonly startedAtMs: number;
   firstProgressSeen = false;
 
-  constructor(readonly plan: GenerationPlan, opts: {reattaching?: boolean; nowMs?: number} = {}) {
+  constructor(readonly setup: GenerationSetup, opts: {reattaching?: boolean; nowMs?: number} = {}) {
     this.phase = opts.reattaching ? 'reattaching' : 'rendezvous';
     this.startedAtMs = opts.nowMs ?? Date.now();
-    this.ranks = plan.ranks.map((r, rank) => ({
-      rank, agentId: r.agentId, deviceId: r.deviceId, state: 'UNSPECIFIED', step: plan.resumeStep, lastProgress: 0, exitCode: 0, message: '',
+    this.ranks = setup.ranks.map((r, rank) => ({
+      rank, agentId: r.agentId, deviceId: r.deviceId, state: 'UNSPECIFIED', step: setup.resumeStep, lastProgress: 0, exitCode: 0, message: '',
     }));
   }
 
-  get jobId(): string { return this.plan.jobId; }
-  get generation(): number { return this.plan.generation; }
+  get jobId(): string { return this.setup.jobId; }
+  get generation(): number { return this.setup.generation; }
   get worldSize(): number { return this.ranks.length; }
 
   /** Fencing: true only for messages of this very generation. */
   accepts(jobId: string, generation: number): boolean {
-    return jobId === this.plan.jobId && generation === this.plan.generation && this.phase !== 'ended';
+    return jobId === this.setup.jobId && generation === this.setup.generation && this.phase !== 'ended';
   }
 
   private assignment(rank: number, hostRendezvous: boolean, address: string): AssignmentMsg {
-    const p = this.plan;
+    const p = this.setup;
     return {
       jobId: p.jobId, generation: p.generation, rank, worldSize: this.worldSize, deviceId: this.ranks[rank].deviceId,
       hostRendezvous, rendezvousAddress: address, specJson: p.specJson, schedule: p.schedule,
