@@ -4,7 +4,7 @@
 
 One process, one BYOL model (ResNet-50 with 4096/256 heads by default: online + target + predictor and
 the LARS momentum, about 0.4 GB on disk) trained with the worker's TrainStep on small random views, and
-the worker's own checkpoint code (byol_worker.train.checkpoint) writing to this disk:
+the worker's own checkpoint code (byol_worker.core.checkpoint) writing to this disk:
   sync:  the loop stops while `checkpoint.write` saves the live state dicts (no copy: the cheapest sync save);
   async: what the trainer does: `AsyncSaver.save` (a copy into shared memory; parameters and optimizer state
          are copied during the next step, which waits for that copy before its optimizer step), training on
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny model, seconds")
     a = ap.parse_args(argv)
     setup_logging()
-    from byol_worker.train import checkpoint as ckpt
+    from byol_worker.core import checkpoint as ckpt
     if a.quick:
         a.model, a.image, a.batch, a.repeats = "tiny", 32, 8, 1
     os.makedirs(OUT, exist_ok=True)

@@ -31,13 +31,13 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from . import contract
 from .core.augment import ViewAugment
 from .core.cuda_graph import WARMUP
+from .core.device import pick_device
 from .core.loss import byol_loss
 from .core.model import build_model
 from .core.optim import build_optimizer
 from .core.precision import resolve
 from .core.side_stream import SideStream
 from .core.step import TrainStep
-from .train.distributed import pick_device
 
 MODELS = {"resnet18-cifar": (32, 32, 128), "resnet50": (224, 256, 64)}  # image size, source size, batch
 

@@ -95,7 +95,7 @@ def run_group(resolved_doc: dict, nproc: int, checkpoint_dir, timeout_s: float =
 
 
 def load_model_state(step_dir) -> dict:
-    from byol_worker.train import checkpoint as ckpt
+    from byol_worker.core import checkpoint as ckpt
     return ckpt.load(str(step_dir))["model"]
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from byol_worker.train import checkpoint as ckpt
+from byol_worker.core import checkpoint as ckpt
 from byol_worker.train.trainer import train_in_process
 from conftest import merge, resolved, tiny_doc
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from byol_worker.train import checkpoint as ckpt
+from byol_worker.core import checkpoint as ckpt
 from byol_worker.train.async_save import AsyncSaver
 from byol_worker.core.model import build_model
 from byol_worker.core.optim import build_optimizer

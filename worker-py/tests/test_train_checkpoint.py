@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from byol_worker.train import checkpoint as ckpt
+from byol_worker.core import checkpoint as ckpt
 from byol_worker.train.async_save import AsyncSaver
 from byol_worker.train.trainer import BadInput, train_in_process
 from conftest import resolved, tiny_doc

@@ -4,7 +4,7 @@ import importlib.util
 import pytest
 import torch
 
-from byol_worker.train.distributed import pick_device, resolve_device_name
+from byol_worker.core.device import pick_device, resolve_device_name
 from byol_worker.train.launch_local import local_device_kind
 
 

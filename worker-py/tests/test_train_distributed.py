@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from byol_worker.train import checkpoint as ckpt
+from byol_worker.core import checkpoint as ckpt
 from byol_worker.proto import agent_pb2
 from byol_worker.train.trainer import train_in_process
 from conftest import load_model_state, param_names, resolved, run_group, tiny_doc

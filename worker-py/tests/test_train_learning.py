@@ -27,7 +27,7 @@ import time
 import pytest
 import torch
 
-from byol_worker.train import checkpoint as ckpt
+from byol_worker.core import checkpoint as ckpt
 from byol_worker.evaluate.knn import knn_monitor
 from byol_worker.core.model import build_model
 from byol_worker.train.trainer import train_in_process

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from byol_worker.train import checkpoint as ckpt
+from byol_worker.core import checkpoint as ckpt
 from byol_worker.train.trainer import train_in_process
 from conftest import load_model_state, resolved, run_group, tiny_doc
 

@@ -1,1 +1,1 @@
-"""The BYOL computation on one device: model, loss, one training step, optimizer, LR/tau schedules, batched augmentation, precision, CUDA graph and side stream."""
+"""The BYOL computation on one device: model, loss, one training step, optimizer, LR/tau schedules, batched augmentation, precision, CUDA graph and side stream; and what training, evaluation and the benchmark share: device choice and the checkpoint folder format. Imports nothing from data/, train/, evaluate/ or agent/."""

@@ -19,9 +19,9 @@ import sys
 
 import torch
 
+from ..core import checkpoint
 from ..core.model import build_encoder
 from ..spec import spec_hash
-from ..train import checkpoint
 
 log = logging.getLogger("byol.export")
 PREFIX = "online_encoder."

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.device import pick_device
 from ..core.model import build_encoder
 from ..data import loading as data_mod
 from ..contract import presets
 from ..spec import SpecError
-from ..train.distributed import pick_device
 from . import export
 
 log = logging.getLogger("byol.evaluate")

@@ -1,1 +1,1 @@
-"""Running a training job: one rank's trainer, the process group, checkpoints (sync and background), the coordinator's control and telemetry channels, the local launcher."""
+"""Running a training job: one rank's trainer, the process group, checkpoints in the background (the folder format is core/checkpoint.py), the coordinator's control and telemetry channels, the local launcher."""

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from .checkpoint import SaveResult, Snapshot
+from ..core.checkpoint import SaveResult, Snapshot
 from .save_writer import Slot, aliased, map_buffer
 from .writer_priority import WriterPriority
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from . import checkpoint as ckpt
+from ..core import checkpoint as ckpt
 from .control import assignment_file, schedule_from_plan
 from .logging_setup import setup_logging
 from ..optional import zmq
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 def local_device_kind(want: str, nproc: int) -> str:
     """"cpu" or "cuda" for N local ranks; CUDA needs one GPU per rank (NCCL refuses two ranks on one GPU)."""
     import torch  # lazily, as main's imports: --help and flag errors answer before torch loads
-    from .distributed import resolve_device_name
+    from ..core.device import resolve_device_name
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     kind = resolve_device_name(want, count).split(":")[0]
     if kind == "cuda" and nproc > count:

@@ -12,6 +12,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..core.augment import ViewAugment
+from ..core.device import pick_device
 from ..core.model import build_model
 from ..core.optim import build_optimizer
 from ..core.precision import resolve as resolve_precision
@@ -20,7 +21,7 @@ from ..core.step import TrainStep
 from ..data.loading import BatchLoader, open_dataset
 from ..spec import spec_hash
 from .control import Assignment, ControlChannel, Reporter, Schedule
-from .distributed import convert_sync_batchnorm, init_group, pick_device, set_threads, teardown
+from .distributed import convert_sync_batchnorm, init_group, set_threads, teardown
 from .outcome import BadInput
 from .resume import Checkpointer, restore
 from .telemetry import TelemetrySender

@@ -10,7 +10,7 @@ import logging
 import torch
 import torch.distributed as dist
 
-from . import checkpoint as ckpt
+from ..core import checkpoint as ckpt
 from .async_save import AsyncSaver
 from .outcome import BadInput
 

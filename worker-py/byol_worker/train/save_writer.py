@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import SaveResult, Snapshot, write
+from ..core.checkpoint import SaveResult, Snapshot, write
 from .writer_priority import lower_self
 
 

@@ -3,7 +3,8 @@
 `<checkpoint_dir>/step-<k:09d>/` holds model.pt, optimizer.pt, rng.pt, state.json, spec.json and
 manifest.json (sha256 and size of every other file). It is written into `.tmp-step-<k>-<pid>/`, every file
 and the folder fsynced, then renamed: a folder without a valid manifest is not a checkpoint.
-Saves in the background go through async_save.AsyncSaver.
+Saves in the background go through train/async_save.AsyncSaver. In core/ because training writes and resumes
+from these folders and export (evaluate/) reads them.
 """
 from __future__ import annotations
 
