@@ -38,7 +38,7 @@ async function runJob(agentCount: number, interrupt: boolean): Promise<{checkpoi
 function maxParamDiff(a: string, b: string): number {
   const code = [
     'import sys, torch',
-    'from byol_worker.train import checkpoint as ck',
+    'from byol_worker.core import checkpoint as ck',
     'x, y = ck.load(sys.argv[1])["model"], ck.load(sys.argv[2])["model"]',
     'assert x.keys() == y.keys()',
     'print(max((x[k].double() - y[k].double()).abs().max().item() for k in x if x[k].is_floating_point()))',

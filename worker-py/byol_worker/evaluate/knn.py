@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..contract import presets
 from ..core.device import pick_device
 from ..core.model import build_encoder
 from ..data import loading as data_mod
-from ..contract import presets
 from ..spec import SpecError
 from . import export
 
