@@ -12,6 +12,7 @@ import {startApiServer, type ApiServer} from '../orchestrator/src/api';
 import {followJob} from '../orchestrator/src/cli/follow';
 import {runCli} from '../orchestrator/src/cli/parser';
 import {ByolClient} from '../orchestrator/src/client';
+import {loadSpecFile, resolveSpec, specHash} from '../orchestrator/src/spec';
 import type {CliIo} from '../orchestrator/src/cli/io';
 import {startCoordinator, type RunningCoordinator} from '../orchestrator/src/coordinator/start';
 
@@ -185,6 +186,17 @@ describe('plan (offline)', () => {
     const r = await cli(['plan', f, '--workers', '3'], {server: false});
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/spec\.train\.globalBatch: 256 cannot be split over spec\.resources\.workers = 3; worker counts that divide it: 1, 2, 4/);
+  });
+  test('--resolved prints the resolved document and the hash the coordinator would give it', async () => {
+    const f = specFile('plan-resolved.yaml', good('resolved-one'));
+    const r = await cli(['plan', f, '--resolved'], {server: false});
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out);
+    expect(Object.keys(doc).sort()).toEqual(['apiVersion', 'kind', 'metadata', 'spec', 'specHash']);
+    const {specHash: hash, ...resolved} = doc;
+    expect(resolved).toEqual(resolveSpec(loadSpecFile(f), {baseDir: dir}));
+    expect(hash).toBe(specHash(resolved));
+    expect(doc.spec.data.evalPath).toBe(resolve(DATA)); // paths absolute, defaults filled: Python uses it as is
   });
 });
 

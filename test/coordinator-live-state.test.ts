@@ -8,7 +8,7 @@ const schedule = {totalSteps: 10, warmupSteps: 1, peakLr: 1, tauBase: 0.99, tauS
 
 function run(jobId: string, generation: number, agents: string[]): GenerationRun {
   return new GenerationRun({
-    jobId, generation, ranks: agents.map((agentId) => ({agentId, deviceId: 'cpu:0'})), schedule, specJson: '{}',
+    jobId, generation, ranks: agents.map((agentId) => ({agentId, deviceId: 'cpu:0'})), schedule, specJson: '{}', specHash: '',
     resumeCheckpoint: '', resumeStep: 0, checkpointDir: '/c', telemetryAddress: 'tcp://127.0.0.1:1',
     telemetryKeys: agents.map(() => new Uint8Array(32)),
   });

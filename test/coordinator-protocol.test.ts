@@ -6,6 +6,7 @@ import {afterEach, describe, expect, test} from '@jest/globals';
 import {createHmac} from 'node:crypto';
 import * as zmq from 'zeromq';
 import {byol} from '../orchestrator/src/gen/proto';
+import {specHash} from '../orchestrator/src/spec';
 import {startTestCoordinator, tinySpec, TEST_TOKEN, type TestCoordinator} from './helpers/test-coordinator';
 import {CMD, TS, TsAgent} from './helpers/ts-agent';
 import {waitFor} from './helpers/wait';
@@ -57,6 +58,7 @@ describe('coordinator over gRPC', () => {
       const sch = a.schedule!;
       expect([Number(sch.totalSteps), sch.globalBatch, sch.microBatch, sch.accumulation]).toEqual([4, 8, 4, 1]);
       expect(JSON.parse(String(a.specJson)).metadata.name).toBe('tiny');
+      expect(a.specHash).toBe(specHash(job.spec)); // the coordinator's hash travels; the worker never computes one
       expect(a.resumeCheckpoint).toBe('');
       expect(a.telemetryAddress).toBe(c.telemetryAddress);
     }

@@ -41,7 +41,7 @@ describe('resolveSpec errors name the field', () => {
     ['wrong kind', {...doc(), kind: 'Job'}, "kind: must be 'PretrainJob'"],
     ['array item', doc({augment: {view1: {cropScale: [0.08, -1]}}}), 'spec.augment.view1.cropScale.1: must be >= 0'],
     ['minWorkers > workers', doc({resources: {workers: 2, minWorkers: 3}}), 'spec.resources.minWorkers: must be <= spec.resources.workers (2)'],
-    ['npy without a path', doc({data: {format: 'npy'}}), "spec.data.path: required for format 'npy'"],
+    ['npy without a path', doc({data: {format: 'npy'}}), "spec.data.path: required when spec.data.format is 'npy'"],
   ])('%s', (_name, d, expected) => {
     expect(issuesOf(() => resolveSpec(d))).toContain(expected);
   });

@@ -1,20 +1,19 @@
-"""Job spec: load, validate, resolve (presets), check the data, and derive the schedule plan.
+"""Job spec: load, validate and resolve a user's document (docs/internals.md "Spec resolution"), or take the
+resolved document `byolctl plan --resolved` writes. The schema, defaults, presets and rules are data in
+contract/ (read through contract.py); the rules' interpreter is spec_rules.py. The coordinator resolves the
+same way (orchestrator/src/spec/); test/vectors/spec-resolution.json holds both to it.
 
-Follows docs/internals.md "Spec resolution" and "Schedule numbers" exactly; the coordinator (TypeScript)
-implements the same rules, so the two must stay in step.
-
-    from byol_worker.spec import load_spec, plan, spec_hash
+    from byol_worker.spec import load_spec, load_job
     resolved = load_spec("examples/quickstart.yaml")      # raises SpecError naming every bad field
-    p = plan(resolved, world_size=2, dataset_size=20000)  # stepsPerEpoch, totalSteps, ...
+    resolved, spec_hash = load_job("resolved.json")      # a user YAML (hash "") or a resolved file
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import os
-from decimal import Decimal
+import re
 from typing import Any, Iterable
 
 import yaml
@@ -22,11 +21,12 @@ import yaml
 from .contract import presets, schema
 from .data.layout import check_data_layout
 from .optional import Draft7Validator
-from .spec_error import SpecError
+from .spec_error import SpecError, number_text
+from .spec_rules import apply_rules
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_NODES = 100_000
-MAX_TOTAL_STEPS = 100_000_000  # the most optimizer steps a job may resolve to (K); the coordinator has the same
+RESOLVED_KEYS = ("apiVersion", "kind", "metadata", "spec", "specHash")  # what `byolctl plan --resolved` writes
 
 
 # ---------------------------------------------------------------- validation messages
@@ -40,7 +40,7 @@ def _fmt(v: Any) -> str:
         return f"'{v}'"
     if isinstance(v, bool):
         return "true" if v else "false"
-    return _js_number(v) if isinstance(v, (int, float)) else json.dumps(v)
+    return number_text(v) if isinstance(v, (int, float)) else json.dumps(v)
 
 
 _TYPE_WORDS = {"object": "an object", "array": "an array", "string": "a string", "number": "a number",
@@ -110,8 +110,12 @@ def read_spec_file(path: str) -> dict:
         raise SpecError([("", f"{path}: spec file is {size} bytes, over the {MAX_SPEC_BYTES} byte limit")])
     with open(path, "rb") as f:
         text = f.read().decode("utf-8", errors="replace")
+    try:  # JSON first: PyYAML (YAML 1.1) reads JSON's 1e-05 as a string
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.safe_load(text) if doc is None else doc
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -164,18 +168,7 @@ def resolve(doc: dict, base_dir: str | None = None, check_data: bool = True, che
     user = doc["spec"]
     name = user.get("preset", p["defaultPreset"])
     spec = merge(merge(_drop_comments(p["defaults"]), _drop_comments(p["presets"][name])), user)
-    res, data = spec["resources"], spec["data"]
-    res.setdefault("minWorkers", res["workers"])
-    if res["minWorkers"] > res["workers"]:
-        issues.append(("spec.resources.minWorkers", f"must be <= spec.resources.workers ({res['workers']})"))
-    if data["format"] != "synthetic":
-        if "path" not in data:
-            issues.append(("spec.data.path", f"required for format '{data['format']}'"))
-        else:
-            data.setdefault("evalPath", data["path"])
-            root = base_dir if base_dir is not None else os.getcwd()
-            for key in ("path", "evalPath"):
-                data[key] = os.path.abspath(os.path.join(root, data[key]))  # as node's path.resolve
+    issues = apply_rules(spec, base_dir if base_dir is not None else os.getcwd())
     if issues:
         raise SpecError(issues)
     resolved = {k: copy.deepcopy(v) for k, v in doc.items() if k != "spec"}
@@ -203,79 +196,27 @@ def load_spec(path_or_dict: str | os.PathLike | dict, base_dir: str | None = Non
         raise type(e)([(p, m) if p else ("", f"{path}: {m}") for p, m in e.issues]) from None
 
 
-# ---------------------------------------------------------------- plan and hash
-
-def split_batch(global_batch: int, world_size: int, micro_batch: int = 0) -> tuple[int, int]:
-    """(b, a) with W*b*a = B (internals.md); SpecError naming the fields when B % W != 0."""
-    if world_size < 1 or global_batch % world_size:
-        divisors = [str(d) for d in range(1, global_batch + 1) if global_batch % d == 0]
-        raise SpecError([("spec.train.globalBatch",
-                          f"{global_batch} cannot be split over spec.resources.workers = {world_size}; "
-                          f"worker counts that divide it: {', '.join(divisors)}")])
-    per = global_batch // world_size
-    if micro_batch == 0 or micro_batch >= per:
-        return per, 1
-    b = max(d for d in range(1, micro_batch + 1) if per % d == 0)
-    return b, per // b
-
-
-def plan(resolved: dict, world_size: int, dataset_size: int) -> dict:
-    """Schedule numbers for a world size and dataset size (internals.md "Schedule numbers")."""
-    s = resolved["spec"]
-    B, N = int(s["train"]["globalBatch"]), int(dataset_size)
-    spe = N // B
-    if spe == 0:
-        raise SpecError([("spec.train.globalBatch", f"{B} is larger than the dataset ({N} samples)")])
-    K = max(1, math.floor(s["train"]["epochs"] * spe))
-    if K > MAX_TOTAL_STEPS:
-        epochs = _js_number(s["train"]["epochs"])
-        raise SpecError([("spec.train.epochs", f"{epochs} epochs of {spe} steps make {K} steps, over the maximum of "
-                          f"{MAX_TOTAL_STEPS}; lower spec.train.epochs or raise spec.train.globalBatch")])
-    warmup = min(math.floor(s["optimizer"]["warmupEpochs"] * spe), K - 1)
-    base = s["optimizer"]["baseLr"]
-    peak = base * B / 256 if s["optimizer"]["lrScaling"] == "linear" else base
-    b, a = split_batch(B, world_size, int(s["train"]["microBatch"]))
-    return {"stepsPerEpoch": spe, "totalSteps": K, "warmupSteps": warmup, "peakLr": float(peak),
-            "tauBase": float(s["ema"]["base"]), "tauSchedule": s["ema"].get("schedule", "cosine"), "globalBatch": B, "microBatch": b, "accumulation": a}
+def from_resolved(doc: dict, source: str) -> tuple[dict, str]:
+    """A document `byolctl plan --resolved` wrote: used as is (no re-resolution; its paths are absolute)."""
+    unknown = sorted(k for k in doc if k not in RESOLVED_KEYS)
+    if unknown:
+        raise SpecError([(k, f"{source}: unknown top-level field of a resolved spec (it has "
+                             f"{', '.join(RESOLVED_KEYS)}); write it with `byolctl plan --resolved`") for k in unknown])
+    h = doc["specHash"]
+    if not isinstance(h, str) or not re.fullmatch(r"[0-9a-f]{64}", h):
+        raise SpecError([("specHash", f"{source}: must be a sha256 as 64 lowercase hex digits")])
+    if not isinstance(doc.get("spec"), dict):
+        raise SpecError([("spec", f"{source}: a resolved spec needs a 'spec' object")])
+    resolved = {k: v for k, v in doc.items() if k != "specHash"}
+    check_data_layout(resolved["spec"])
+    return resolved, h
 
 
-def _js_number(x: float | int) -> str:
-    """Format a number as JavaScript's JSON.stringify does, so hashes agree with the coordinator."""
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, int):
-        return str(x)
-    if not math.isfinite(x):
-        return "null"
-    if x == 0:
-        return "0"
-    sign, digits, exp = Decimal(repr(x)).normalize().as_tuple()
-    ds = "".join(map(str, digits))
-    n = len(ds) + exp  # position of the decimal point relative to the digits
-    s = "-" if sign else ""
-    if 0 < n <= 21:
-        return s + (ds + "0" * (n - len(ds)) if n >= len(ds) else ds[:n] + "." + ds[n:])
-    if -6 < n <= 0:
-        return s + "0." + "0" * (-n) + ds
-    e = n - 1
-    mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
-    return f"{s}{mant}e{'+' if e > 0 else '-'}{abs(e)}"
-
-
-def canonical_json(x: Any) -> str:
-    """Sorted keys, no spaces, JavaScript number formatting, UTF-8 kept."""
-    if isinstance(x, dict):
-        return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + canonical_json(v)
-                              for k, v in sorted(x.items(), key=lambda kv: str(kv[0]))) + "}"
-    if isinstance(x, (list, tuple)):
-        return "[" + ",".join(canonical_json(v) for v in x) + "]"
-    if x is None:
-        return "null"
-    if isinstance(x, (bool, int, float)):
-        return _js_number(x)
-    return json.dumps(x, ensure_ascii=False)
-
-
-def spec_hash(resolved: dict) -> str:
-    """sha256 (hex) of the resolved spec's canonical JSON."""
-    return hashlib.sha256(canonical_json(resolved).encode("utf-8")).hexdigest()
+def load_job(path: str | os.PathLike) -> tuple[dict, str]:
+    """(resolved document, spec hash) from a user's YAML (resolved here; hash "", only the coordinator computes
+    one) or from a resolved file (its top-level specHash says so)."""
+    path = os.fspath(path)
+    doc = read_spec_file(path)
+    if "specHash" in doc:
+        return from_resolved(doc, path)
+    return load_spec(path), ""

@@ -12,3 +12,9 @@ class SpecError(ValueError):
         # a plain message is accepted so that re-raising by type (DataLoader workers) keeps working
         self.issues = [("", issues)] if isinstance(issues, str) else list(issues)
         super().__init__("; ".join(f"{p}: {m}" if p else m for p, m in self.issues))
+
+
+def number_text(x: float | int) -> str:
+    """A number as JavaScript writes the ones in spec messages (20000, not 20000.0; 0.5), so that both languages'
+    messages read the same (test/vectors)."""
+    return str(int(x)) if isinstance(x, float) and x.is_integer() and abs(x) < 1e21 else str(x)

@@ -72,7 +72,7 @@ def run_group(resolved_doc: dict, nproc: int, checkpoint_dir, timeout_s: float =
     import time
     from byol_worker.data.loading import open_dataset
     from byol_worker.train.launch_local import LocalGroup
-    from byol_worker.spec import plan
+    from byol_worker.core.schedule_plan import plan
     sched = plan(resolved_doc, nproc, len(open_dataset(resolved_doc["spec"]["data"], "train")))
     group = LocalGroup(resolved_doc, sched, nproc, str(checkpoint_dir), env={"BYOL_LOG_LEVEL": "WARNING"}, **kw)
     metrics, reports = [], []

@@ -16,7 +16,7 @@ from test_agent_support import FakeCoordinator, agent_log, start_agent  # noqa: 
 
 from byol_worker.train.control import schedule_from_plan  # noqa: E402
 from byol_worker.proto import agent_pb2 as S, telemetry_pb2  # noqa: E402
-from byol_worker.spec import plan  # noqa: E402
+from byol_worker.core.schedule_plan import plan  # noqa: E402
 
 GRACE_S = 20
 

@@ -12,7 +12,7 @@ from byol_worker.core import checkpoint
 from byol_worker.data.loading import SyntheticDataset
 from byol_worker.evaluate.knn import extract_features, fit_logistic, knn_eval, knn_predict, linear_probe, to_input
 from byol_worker.core.model import build_encoder, build_model
-from byol_worker.spec import load_spec, spec_hash
+from byol_worker.spec import load_spec
 
 torch.set_num_threads(1)
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -129,7 +129,7 @@ def _checkpoint(tmp_path, step=12):
             p.mul_(1.05).add_(0.01)
         model.online_encoder.bn1.running_mean.fill_(0.01)
     snap = checkpoint.snapshot(step, model.state_dict(), {"state": {}, "param_groups": []}, {"ranks": []},
-                               {"spec_hash": spec_hash(resolved), "epoch": 0, "world_size": 1}, resolved)
+                               {"spec_hash": "ab" * 32, "epoch": 0, "world_size": 1}, resolved)
     return checkpoint.write(snap, str(tmp_path / "ckpt")).path, model, resolved
 
 
@@ -146,7 +146,7 @@ def test_export_round_trip_loads_strictly_into_a_fresh_encoder(tmp_path):
     assert set(ref) == set(state) and all(torch.equal(ref[k], state[k]) for k in ref)
     side = json.load(open(str(tmp_path / "out" / "encoder.json")))
     assert side["backbone"] == "resnet18-cifar" and side["width"] == 0.125 and side["imageSize"] == 16
-    assert side["step"] == 12 and side["specHash"] == spec_hash(resolved)
+    assert side["step"] == 12 and side["specHash"] == "ab" * 32  # taken from the checkpoint, never recomputed
     assert side["normalize"]["mean"] == [0.4914, 0.4822, 0.4465]
 
 

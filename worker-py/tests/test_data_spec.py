@@ -1,12 +1,12 @@
-"""Spec loading, validation messages, preset merge, plan numbers and the spec hash (docs/internals.md).
-The data-layout checks are in test_data_layout.py."""
-import copy
-import hashlib
+"""Spec loading, validation messages, preset merge, plan numbers and resolved files (docs/internals.md).
+The data-layout checks are in test_data_layout.py; test_spec_vectors.py holds the resolver to the shared vectors."""
+import json
 import os
 
 import pytest
 
-from byol_worker.spec import SpecError, canonical_json, load_spec, plan, spec_hash, split_batch
+from byol_worker.core.schedule_plan import plan, split_batch
+from byol_worker.spec import SpecError, load_job, load_spec
 from spec_docs import base_doc, edit, write_npy
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -34,7 +34,7 @@ ERROR_CASES = [
     ("array item", edit("spec.augment.view1.cropScale", [-0.1, 1]), "spec.augment.view1.cropScale.0", "must be >= 0"),
     ("minWorkers > workers", edit("spec.resources.minWorkers", 3), "spec.resources.minWorkers",
      "must be <= spec.resources.workers (2)"),
-    ("npy without path", edit("spec.data.path", None), "spec.data.path", "required for format 'npy'"),
+    ("npy without path", edit("spec.data.path", None), "spec.data.path", "required when spec.data.format is 'npy'"),
     ("missing data path", edit("spec.data.path", "nowhere"), "spec.data.path", "convert-cifar"),
     # hostile numbers (issue 11): YAML's .inf/.nan and sizes that would exhaust a worker
     ("infinite epochs", edit("spec.train.epochs", float("inf")), "spec.train.epochs", "must be finite"),
@@ -221,16 +221,21 @@ def test_micro_batch_and_accumulation():
         assert W * b * a == 96
 
 
-def test_spec_hash_canonical_json():
-    doc = {"b": 1.0, "a": [1e-05, "x", True, None], "c": {"z": 1e-7, "y": 0.996, "é": 2e21}}
-    text = '{"a":[0.00001,"x",true,null],"b":1,"c":{"y":0.996,"z":1e-7,"é":2e+21}}'
-    assert canonical_json(doc) == text
-    assert spec_hash(doc) == hashlib.sha256(text.encode("utf-8")).hexdigest()
-    shuffled = {"c": {"é": 2e21, "y": 0.996, "z": 1e-7}, "a": [1e-05, "x", True, None], "b": 1}
-    assert spec_hash(shuffled) == spec_hash(doc)
-    other = copy.deepcopy(doc)
-    other["c"]["y"] = 0.99
-    assert spec_hash(other) != spec_hash(doc)
+def test_resolved_file_is_used_as_is_and_checked(tmp_path):
+    """The file `byolctl plan --resolved` writes: no re-resolution, its specHash kept; bad ones refused by name."""
+    resolved = load_spec(os.path.join(EXAMPLES, "synthetic-tiny.yaml"))
+    resolved["spec"]["train"]["seed"] = 7  # a resolved file is taken as it is, not merged again
+    f = tmp_path / "resolved.json"
+    f.write_text(json.dumps({**resolved, "specHash": "0f" * 32}))
+    assert load_job(str(f)) == (resolved, "0f" * 32)
+    assert load_job(os.path.join(EXAMPLES, "synthetic-tiny.yaml"))[1] == ""  # a YAML: no hash, only the coordinator's
+    for extra, field, msg in (({"specHash": "abc"}, "specHash", "64 lowercase hex"),
+                              ({"specHash": "0f" * 32, "plan": {}}, "plan", "unknown top-level field"),
+                              ({"specHash": "0f" * 32, "spec": None}, "spec", "needs a 'spec' object")):
+        f.write_text(json.dumps({**resolved, **extra}))
+        with pytest.raises(SpecError) as ei:
+            load_job(str(f))
+        assert field in dict(ei.value.issues) and msg in dict(ei.value.issues)[field] and str(f) in str(ei.value)
 
 
 def test_examples_resolve():

@@ -126,7 +126,7 @@ def test_resume_errors_name_the_path_or_file(tmp_path):
 def test_trainer_process_exits_2_with_reason_on_last_stderr_line(tmp_path):
     from byol_worker.train.control import assignment_file
     from byol_worker.proto import agent_pb2
-    from byol_worker.spec import plan
+    from byol_worker.core.schedule_plan import plan
     from byol_worker.train.trainer import schedule_from_plan
     spec = resolved(tiny_doc())
     a = agent_pb2.Assignment(job_id="j", generation=1, rank=0, world_size=1, spec_json=json.dumps(spec),

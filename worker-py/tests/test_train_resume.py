@@ -1,11 +1,15 @@
 """Resume exactness: 6 steps straight == 3 steps, checkpoint, 3 more in a fresh process (losses and params)."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from byol_worker.core import checkpoint as ckpt
 from byol_worker.train.trainer import train_in_process
 from conftest import load_model_state, resolved, run_group, tiny_doc
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # 64 samples, B 16: 4 steps per epoch, 1.5 epochs -> K = 6; the resumed half crosses the epoch boundary
 SIX_STEPS = {"data": {"numSamples": 64}, "train": {"epochs": 1.5, "globalBatch": 16}}
@@ -70,3 +74,39 @@ def test_cli_max_steps_then_resume_auto(tmp_path):
     assert f"knn_top1_raw_pixels {baselines['knn_top1_raw_pixels']:.4f}" in second.stdout
     bad = subprocess.run(cmd[:5] + [str(tmp_path / "missing.yaml")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "missing.yaml" in bad.stderr
+
+
+def test_resume_warns_naming_the_fields_that_differ(tmp_path, caplog):
+    """The check compares the recorded resolved spec, so a standalone run (no hash) is checked too."""
+    first = train_in_process(resolved(tiny_doc(spec=SIX_STEPS)), checkpoint_dir=str(tmp_path), stop_at_step=2)
+    assert first.exit_code == 75
+    changed = resolved(tiny_doc(spec={**SIX_STEPS, "train": {**SIX_STEPS["train"], "seed": 4}}))
+    with caplog.at_level("WARNING", logger="byol.trainer"):
+        again = train_in_process(changed, checkpoint_dir=str(tmp_path), resume=str(tmp_path / "step-000000002"))
+    assert again.exit_code == 0
+    assert any("different spec (differs in spec.train.seed)" in r.getMessage() for r in caplog.records)
+
+
+def test_plan_resolved_output_trains_standalone_with_its_hash(tmp_path):
+    """`byolctl plan --resolved F > resolved.json`, then `python -m byol_worker train --spec resolved.json`:
+    the spec is used as is and the coordinator's hash is recorded in the checkpoint."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+    cli = os.path.join(REPO, "dist", "orchestrator", "src", "cli", "main.js")
+    assert os.path.isfile(cli), f"{cli} missing: run `npm run build` (or bash scripts/setup.sh)"
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_doc()))
+    out = subprocess.run(["node", cli, "plan", str(spec_file), "--resolved"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    doc = json.loads(out)
+    (tmp_path / "resolved.json").write_text(out)
+    cmd = [sys.executable, "-m", "byol_worker", "train", "--spec", str(tmp_path / "resolved.json"), "--nproc", "1",
+           "--checkpoint-dir", str(tmp_path / "ck"), "--max-steps", "2"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    saved = ckpt.load(str(tmp_path / "ck" / "step-000000002"))
+    assert saved["state"]["spec_hash"] == doc["specHash"]
+    assert saved["spec"] == {k: v for k, v in doc.items() if k != "specHash"}

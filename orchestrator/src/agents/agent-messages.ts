@@ -59,6 +59,8 @@ export interface AssignmentMsg {
   hostRendezvous: boolean;
   rendezvousAddress: string;
   specJson: string;
+  /** The coordinator's sha256 of the resolved spec (Job.specHash); checkpoints record it. */
+  specHash: string;
   schedule: ScheduleState;
   resumeCheckpoint: string;
   checkpointDir: string;

@@ -49,7 +49,7 @@ export function startGeneration(ctx: StartContext, job: Job, devices: Device[]):
   const generation = job.generation + 1;
   const run = new GenerationRun({
     jobId: job.id, generation, ranks: devices.map((d) => ({agentId: d.agentId, deviceId: d.deviceId})),
-    schedule, specJson: JSON.stringify(job.spec), resumeCheckpoint: resume?.path ?? '', resumeStep: resume?.step ?? 0,
+    schedule, specJson: JSON.stringify(job.spec), specHash: job.specHash, resumeCheckpoint: resume?.path ?? '', resumeStep: resume?.step ?? 0,
     checkpointDir: jobCheckpointDir(ctx, job.id), telemetryAddress: ctx.telemetryAddress,
     telemetryKeys: devices.map((_, rank) => ctx.telemetry.keys.keyFor(job.id, generation, rank)),
   });

@@ -25,7 +25,7 @@ export function restoreFromStore(ctx: EndContext & Pick<CoordinatorContext, 'tel
     }
     const run = new GenerationRun({
       jobId: job.id, generation: gen.generation, ranks: gen.agents.map((agentId) => ({agentId, deviceId: ''})),
-      schedule, specJson: JSON.stringify(job.spec), resumeCheckpoint: '', resumeStep: gen.startStep,
+      schedule, specJson: JSON.stringify(job.spec), specHash: job.specHash, resumeCheckpoint: '', resumeStep: gen.startStep,
       checkpointDir: jobCheckpointDir(ctx, job.id), telemetryAddress: ctx.telemetryAddress,
       telemetryKeys: gen.agents.map((_, rank) => ctx.telemetry.keys.keyFor(job.id, gen.generation, rank)),
     }, {reattaching: true});

@@ -28,6 +28,7 @@ export interface GenerationSetup {
   ranks: {agentId: string; deviceId: string}[];
   schedule: ScheduleState;
   specJson: string;
+  specHash: string;
   resumeCheckpoint: string;
   resumeStep: number;
   checkpointDir: string;
@@ -69,7 +70,7 @@ export class GenerationRun {
     const p = this.setup;
     return {
       jobId: p.jobId, generation: p.generation, rank, worldSize: this.worldSize, deviceId: this.ranks[rank].deviceId,
-      hostRendezvous, rendezvousAddress: address, specJson: p.specJson, schedule: p.schedule,
+      hostRendezvous, rendezvousAddress: address, specJson: p.specJson, specHash: p.specHash, schedule: p.schedule,
       resumeCheckpoint: p.resumeCheckpoint, checkpointDir: p.checkpointDir, telemetryAddress: p.telemetryAddress,
       stopAtStep: 0, telemetryKey: p.telemetryKeys[rank] ?? new Uint8Array(),
     };

@@ -1,4 +1,5 @@
 /** The schedule state the coordinator owns and hands trainers (docs/architecture.md §6, docs/internals.md). */
+import presets from '../../../contract/presets.json';
 import {SpecError} from '../domain/errors';
 import type {ScheduleState} from '../domain/types';
 
@@ -23,7 +24,7 @@ export function divisorsOf(B: number): number[] {
 
 /** b and a with W*b*a = B: b = B/W unless microBatch caps it at the largest divisor of B/W <= microBatch. */
 export function splitBatch(B: number, W: number, microBatch: number): {microBatch: number; accumulation: number} {
-  // Same wording as worker-py/byol_worker/spec.py split_batch.
+  // Same wording as worker-py/byol_worker/core/schedule_plan.py split_batch (test/vectors/schedules.json).
   if (!Number.isInteger(W) || W < 1 || B % W !== 0) {
     throw new SpecError([{
       path: 'spec.train.globalBatch',
@@ -39,8 +40,8 @@ export function splitBatch(B: number, W: number, microBatch: number): {microBatc
   return {microBatch: b, accumulation: perRank / b};
 }
 
-/** The most optimizer steps a job may resolve to (K), the same in worker-py/byol_worker/spec.py. */
-export const MAX_TOTAL_STEPS = 100_000_000;
+/** The most optimizer steps a job may resolve to (K): contract/presets.json rules.maxTotalSteps. */
+export const MAX_TOTAL_STEPS: number = presets.rules.maxTotalSteps;
 
 /** stepsPerEpoch, K, warmup and peak LR for world size W. */
 export function computeSchedule(inp: ScheduleInputs, W: number): ScheduleState {

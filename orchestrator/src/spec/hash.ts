@@ -14,7 +14,7 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** The Python worker computes the same hash (spec_hash); checkpoints record it. */
+/** Computed here only: the Assignment carries it (spec_hash) and the worker records it in checkpoints. */
 export function specHash(spec: unknown): string {
   return createHash('sha256').update(canonicalJson(spec)).digest('hex');
 }

@@ -1,13 +1,14 @@
 /**
- * Spec resolution (docs/internals.md "Spec resolution"): validate, merge presets, fill defaults, check
- * data. Mirrors worker-py/byol_worker/spec.py `resolve` so both sides resolve a document the same way.
+ * Spec resolution (docs/internals.md "Spec resolution"): validate, merge presets, apply the contract's
+ * rules, check data. worker-py/byol_worker/spec.py does the same; test/vectors/spec-resolution.json holds both to it.
  */
 import {existsSync, realpathSync} from 'node:fs';
 import {isAbsolute, relative, resolve as resolvePath} from 'node:path';
-import {SpecError, type FieldIssue} from '../domain/errors';
+import {SpecError} from '../domain/errors';
 import type {JobSpec} from '../domain/types';
 import {imageFolderCount, npySplitSize} from './dataset';
 import {mergeSpec} from './merge';
+import {applyRules} from './rules';
 import {schemaIssues} from './validate';
 
 export interface ResolveOptions {
@@ -58,26 +59,12 @@ function resolveInner(doc: unknown, opts: ResolveOptions): JobSpec {
   const user = doc as JobSpec;
   const spec = mergeSpec(user.spec);
   const data = spec.data as Record<string, any>;
-  const resources = spec.resources as Record<string, any>;
-  const issues: FieldIssue[] = [];
-
-  resources.minWorkers ??= resources.workers;
-  if (resources.minWorkers > resources.workers) {
-    issues.push({path: 'spec.resources.minWorkers', message: `must be <= spec.resources.workers (${resources.workers})`});
-  }
-  if (data.format !== 'synthetic') {
-    if (data.path === undefined) {
-      issues.push({path: 'spec.data.path', message: `required for format '${data.format}'`});
-    } else {
-      data.evalPath ??= data.path;
-      const base = opts.baseDir ?? process.cwd();
-      for (const key of ['path', 'evalPath']) {
-        data[key] = resolvePath(base, data[key]);
-        const roots = opts.dataRoots ?? [];
-        if (roots.length > 0 && !roots.some((r) => isUnder(data[key], r))) {
-          issues.push({path: `spec.data.${key}`, message: `${data[key]} is outside the allowed data roots (${roots.join(', ')})`});
-        }
-      }
+  const issues = applyRules(spec, opts.baseDir ?? process.cwd());
+  // The data roots are the coordinator's policy (REST), not a rule of the spec: TypeScript only.
+  const roots = opts.dataRoots ?? [];
+  for (const key of ['path', 'evalPath']) {
+    if (roots.length > 0 && data[key] !== undefined && !roots.some((r) => isUnder(data[key], r))) {
+      issues.push({path: `spec.data.${key}`, message: `${data[key]} is outside the allowed data roots (${roots.join(', ')})`});
     }
   }
   if (issues.length > 0) throw new SpecError(issues);

@@ -85,7 +85,7 @@ export function encodeCoordinatorMessage(msg: CoordinatorMsg): Buffer {
     const s = a.schedule;
     m = {assign: {
       jobId: a.jobId, generation: a.generation, rank: a.rank, worldSize: a.worldSize, deviceId: a.deviceId,
-      hostRendezvous: a.hostRendezvous, rendezvousAddress: a.rendezvousAddress, specJson: a.specJson,
+      hostRendezvous: a.hostRendezvous, rendezvousAddress: a.rendezvousAddress, specJson: a.specJson, specHash: a.specHash,
       schedule: {
         totalSteps: s.totalSteps, warmupSteps: s.warmupSteps, peakLr: s.peakLr, tauBase: s.tauBase,
         tauSchedule: s.tauSchedule, stepsPerEpoch: s.stepsPerEpoch, globalBatch: s.globalBatch, microBatch: s.microBatch,

@@ -21,7 +21,6 @@ import torch
 
 from ..core import checkpoint
 from ..core.model import build_encoder
-from ..spec import spec_hash
 
 log = logging.getLogger("byol.export")
 PREFIX = "online_encoder."
@@ -63,7 +62,7 @@ def encoder_from_checkpoint(path: str) -> tuple[dict, dict]:
         "imageSize": int(spec.get("data", {}).get("imageSize", 224)),
         "normalize": spec.get("augment", {}).get("normalize"),
         "step": int(state.get("step", ck.get("step", 0) or 0)),
-        "specHash": state.get("specHash") or state.get("spec_hash") or spec_hash(doc),
+        "specHash": state.get("spec_hash", ""),  # the coordinator's; empty for a standalone run of a YAML
         "source": os.path.abspath(path),
     }
     model_state = ck["model"]

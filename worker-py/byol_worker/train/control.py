@@ -54,6 +54,7 @@ class Assignment:
     device_id: str
     rendezvous_address: str
     spec: dict              # the resolved job document
+    spec_hash: str          # the coordinator's sha256 of it (checkpoints record it); "" for a standalone YAML
     schedule: Schedule
     resume_checkpoint: str  # empty = fresh start
     checkpoint_dir: str
@@ -77,7 +78,8 @@ def from_proto(msg: agent_pb2.Assignment, control_address: str = "", report_addr
                         as_recorded=json_format.MessageToDict(s, preserving_proto_field_name=True))
     return Assignment(job_id=msg.job_id, generation=int(msg.generation), rank=int(msg.rank),
                       world_size=int(msg.world_size), device_id=msg.device_id,
-                      rendezvous_address=msg.rendezvous_address, spec=spec, schedule=schedule,
+                      rendezvous_address=msg.rendezvous_address, spec=spec, spec_hash=msg.spec_hash,
+                      schedule=schedule,
                       resume_checkpoint=msg.resume_checkpoint, checkpoint_dir=msg.checkpoint_dir,
                       telemetry_address=msg.telemetry_address, telemetry_key=bytes(msg.telemetry_key),
                       stop_at_step=int(msg.stop_at_step), control_address=control_address,
@@ -116,7 +118,7 @@ def assignment_file(msg: agent_pb2.Assignment, control_address: str = "", report
 
 
 def schedule_from_plan(p: dict) -> agent_pb2.ScheduleState:
-    """spec.plan()'s camelCase numbers -> the proto ScheduleState the coordinator would send."""
+    """schedule_plan.plan()'s camelCase numbers -> the proto ScheduleState the coordinator would send."""
     return agent_pb2.ScheduleState(
         total_steps=p["totalSteps"], warmup_steps=p["warmupSteps"], peak_lr=p["peakLr"], tau_base=p["tauBase"],
         tau_schedule=p.get("tauSchedule", "cosine"),

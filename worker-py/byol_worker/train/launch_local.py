@@ -1,6 +1,6 @@
 """Standalone training without a coordinator: `python -m byol_worker train --spec job.yaml [--nproc N]`.
 
-The launcher plays the agent's part on one host: it resolves the spec, hosts the rendezvous TCPStore, binds
+The launcher plays the agent's part on one host: it resolves the spec (or takes a resolved one), hosts the rendezvous TCPStore, binds
 the control/report channels and a telemetry PULL, writes one assignment file per rank and spawns the same
 `python -m byol_worker trainer` processes an agent would. Ctrl-C or SIGTERM is relayed to the trainers as
 SIGTERM (they agree on a step, checkpoint and exit 75); a second one kills them.
@@ -32,7 +32,7 @@ class LocalGroup:
 
     def __init__(self, resolved: dict, schedule: dict, nproc: int, checkpoint_dir: str, *, resume: str = "",
                  stop_at_step: int = 0, telemetry_address: str = "", job_id: str = "local", generation: int = 1,
-                 device: str = "cpu", env: dict | None = None) -> None:
+                 device: str = "cpu", env: dict | None = None, spec_hash: str = "") -> None:
         from torch.distributed import TCPStore
         self.nproc, self.job_id, self.generation = nproc, job_id, generation
         self.dir = tempfile.mkdtemp(prefix="byol-launch-")
@@ -57,7 +57,7 @@ class LocalGroup:
             a = agent_pb2.Assignment(
                 job_id=job_id, generation=generation, rank=rank, world_size=nproc, device_id=dev,
                 rendezvous_address=f"127.0.0.1:{self.store.port}", host_rendezvous=rank == 0,
-                spec_json=json.dumps(resolved), schedule=schedule_from_plan(schedule), resume_checkpoint=resume,
+                spec_json=json.dumps(resolved), spec_hash=spec_hash, schedule=schedule_from_plan(schedule), resume_checkpoint=resume,
                 checkpoint_dir=os.path.abspath(checkpoint_dir), telemetry_address=telemetry_address,
                 stop_at_step=stop_at_step)
             doc = assignment_file(a, f"ipc://{self.dir}/control-{rank}", f"ipc://{self.dir}/report")
@@ -143,7 +143,8 @@ def pick_resume(arg: str, checkpoint_dir: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m byol_worker train", description=__doc__.splitlines()[0])
-    ap.add_argument("--spec", required=True, help="job spec YAML (apiVersion byol/v1, kind PretrainJob)")
+    ap.add_argument("--spec", required=True, help="job spec YAML (apiVersion byol/v1, kind PretrainJob), or the "
+                    "resolved JSON `byolctl plan --resolved FILE` writes (its specHash is recorded in checkpoints)")
     ap.add_argument("--nproc", type=int, default=0, help="trainer processes; default spec.resources.workers")
     ap.add_argument("--checkpoint-dir", default="", help="default ./checkpoints/<metadata.name>")
     ap.add_argument("--resume", default="auto", help="auto (latest good checkpoint, else fresh) | none | PATH")
@@ -153,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     # here, not at the top: flag errors and --help answer before torch loads
     from ..data.loading import open_dataset
-    from ..spec import SpecError, load_spec, plan
+    from ..core.schedule_plan import plan
+    from ..spec import SpecError, load_job
     try:
-        resolved = load_spec(args.spec)
+        resolved, spec_hash = load_job(args.spec)
         s = resolved["spec"]
         nproc = args.nproc or int(s["resources"]["workers"])
         sched = plan(resolved, nproc, len(open_dataset(s["data"], "train")))
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
              resolved["metadata"]["name"], sched["totalSteps"], sched["stepsPerEpoch"], sched["globalBatch"], nproc,
              sched["microBatch"], sched["accumulation"], ckpt_dir)
     group = LocalGroup(resolved, sched, nproc, ckpt_dir, resume=resume, stop_at_step=args.max_steps,
-                       telemetry_address=args.telemetry, device=device)
+                       telemetry_address=args.telemetry, device=device, spec_hash=spec_hash)
     return _supervise(group, s, sched["totalSteps"], args.max_steps, ckpt_dir)
 
 

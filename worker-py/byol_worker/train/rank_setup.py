@@ -19,7 +19,6 @@ from ..core.precision import resolve as resolve_precision
 from ..core.side_stream import SideStream
 from ..core.step import TrainStep
 from ..data.loading import BatchLoader, open_dataset
-from ..spec import spec_hash
 from .control import Assignment, ControlChannel, Reporter, Schedule
 from .distributed import convert_sync_batchnorm, init_group, set_threads, teardown
 from .outcome import BadInput
@@ -105,9 +104,9 @@ def set_up(a: Assignment) -> Rank:
         model = convert_sync_batchnorm(model, device)
     model = prec.prepare_model(model.to(device))
     opt = build_optimizer(model, s["optimizer"])
-    start, baselines, hash_ = 0, {}, spec_hash(resolved)
+    start, baselines = 0, {}
     if a.resume_checkpoint:
-        start = restore(a.resume_checkpoint, model, opt, device, rank, W, K, hash_, baselines)
+        start = restore(a.resume_checkpoint, model, opt, device, rank, W, K, resolved, baselines)
     online = model.online_network()
     if dist.initialized:
         ids = [device.index] if device.type == "cuda" else None
@@ -129,7 +128,7 @@ def set_up(a: Assignment) -> Rank:
                                 rank=rank, world_size=W, key=a.telemetry_key)
     control = ControlChannel(a.control_address)
     reporter = Reporter(a.report_address, job_id=a.job_id, generation=a.generation, rank=rank)
-    ckpt = Checkpointer(assignment=a, resolved=resolved, spec_hash=hash_, model=model, opt=opt, step=step, device=device,
+    ckpt = Checkpointer(assignment=a, resolved=resolved, model=model, opt=opt, step=step, device=device,
                         dist_state=dist, reporter=reporter, baselines=baselines)
     log.info("rank %d/%d on %s (%d threads, %s%s): steps %d..%d of K=%d, B=%d = %d ranks x %d x %d accum",
              rank, W, device, threads, prec.name, ", channels-last" if prec.channels_last else "", start, K, K, B,

@@ -24,7 +24,20 @@ def rng_state(device) -> dict:
     return st
 
 
-def restore(path: str, model, opt, device, rank: int, world_size: int, total_steps: int, spec_hash: str,
+def spec_differences(old: dict, new: dict, at: str = "", limit: int = 5) -> list[str]:
+    """Dotted paths of the top fields where two resolved specs differ (at most `limit`)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new)):
+            if old.get(k) != new.get(k):
+                out += spec_differences(old.get(k), new.get(k), f"{at}.{k}" if at else k, limit - len(out))
+            if len(out) >= limit:
+                break
+        return out
+    return [at or "(document)"] if limit > 0 else []
+
+
+def restore(path: str, model, opt, device, rank: int, world_size: int, total_steps: int, resolved: dict,
             baselines: dict) -> int:
     """Load `path` into model and optimizer (and this rank's RNG when W is unchanged); return its step.
     Fills `baselines` from the checkpoint. Any problem is BadInput, never a silent fresh start."""
@@ -39,9 +52,9 @@ def restore(path: str, model, opt, device, rank: int, world_size: int, total_ste
     start = int(c["state"]["step"])
     if start > total_steps:
         raise BadInput(f"resume_checkpoint {path}: step {start} is past totalSteps {total_steps}")
-    if c["state"].get("spec_hash") != spec_hash:
-        log.warning("resuming %s written for a different spec (hash %s, now %s); weights fit, going on",
-                    path, str(c["state"].get("spec_hash"))[:12], spec_hash[:12])
+    if c["spec"] != resolved:  # the recorded resolved spec, so standalone runs (no hash) are checked too
+        log.warning("resuming %s written for a different spec (differs in %s); weights fit, going on",
+                    path, ", ".join(spec_differences(c["spec"], resolved)))
     ranks = c["rng"].get("ranks", [])
     if c["rng"].get("world_size") == world_size and rank < len(ranks):
         torch.set_rng_state(ranks[rank]["torch"].cpu())
@@ -55,9 +68,9 @@ def restore(path: str, model, opt, device, rank: int, world_size: int, total_ste
 class Checkpointer:
     """Saves of one rank's run; rank 0 owns the background writer. `saved` lists every SaveResult."""
 
-    def __init__(self, *, assignment, resolved: dict, spec_hash: str, model, opt, step, device, dist_state,
+    def __init__(self, *, assignment, resolved: dict, model, opt, step, device, dist_state,
                  reporter, baselines: dict) -> None:
-        self.a, self.resolved, self.hash = assignment, resolved, spec_hash
+        self.a, self.resolved = assignment, resolved
         self.model, self.opt, self.step, self.device, self.dist = model, opt, step, device, dist_state
         self.rank, self.W = assignment.rank, assignment.world_size
         self.reporter, self.baselines = reporter, baselines
@@ -91,7 +104,7 @@ class Checkpointer:
         if self.rank == 0:
             sch = self.a.schedule
             state = {"step": done, "epoch": done / sch.steps_per_epoch, "world_size": self.W,
-                     "spec_hash": self.hash, "job_id": self.a.job_id, "generation": self.a.generation,
+                     "spec_hash": self.a.spec_hash, "job_id": self.a.job_id, "generation": self.a.generation,
                      "schedule": sch.as_recorded,
                      "baselines": dict(self.baselines)}
             snap = ckpt.Snapshot(done, self.model.state_dict(), self.opt.state_dict(),

@@ -1,7 +1,11 @@
-/** byolctl plan FILE [--workers N] [--at STEP ...]: what a job will do, computed offline (no server). */
+/**
+ * byolctl plan FILE [--workers N] [--at STEP ...]: what a job will do, computed offline (no server).
+ * With --resolved: the resolved document and its specHash as one JSON document, which
+ * `python -m byol_worker train --spec` runs as is (no Node needed there).
+ */
 import {dirname} from 'node:path';
 import type {CommandModule} from 'yargs';
-import {loadSpecFile, planJob, resolveSpec, SpecError} from '../../spec';
+import {loadSpecFile, planJob, resolveSpec, SpecError, specHash} from '../../spec';
 import {UsageError} from '../exit-codes';
 import {printJson, table} from '../io';
 import {type CliContext, runCommand} from '../run';
@@ -11,6 +15,7 @@ interface Args extends GlobalArgs {
   file: string;
   workers?: number;
   at?: number[];
+  resolved?: boolean;
 }
 
 function mib(bytes: number): string {
@@ -24,9 +29,14 @@ export function planCommand(ctx: CliContext): CommandModule<GlobalArgs, Args> {
     builder: (y) => y
       .positional('file', {type: 'string', demandOption: true, describe: 'job spec file'})
       .option('workers', {alias: 'w', type: 'number', describe: 'data-parallel ranks (default: spec.resources.workers)'})
-      .option('at', {type: 'number', array: true, describe: 'also show LR and tau at these global steps'}),
+      .option('at', {type: 'number', array: true, describe: 'also show LR and tau at these global steps'})
+      .option('resolved', {type: 'boolean', describe: 'print the resolved spec and its specHash (JSON) for a standalone `python -m byol_worker train --spec`'}),
     handler: (argv) => runCommand(ctx, argv, async () => {
       const spec = resolveSpec(loadSpecFile(argv.file), {baseDir: dirname(argv.file), file: argv.file});
+      if (argv.resolved) {
+        printJson(ctx.io, {...spec, specHash: specHash(spec)});
+        return 0;
+      }
       const s = spec.spec as Record<string, any>;
       const workers = argv.workers ?? s.resources.workers;
       if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers must be a positive integer, got ${argv.workers}`);
