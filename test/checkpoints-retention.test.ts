@@ -1,5 +1,5 @@
 import {describe, expect, test} from '@jest/globals';
-import {mkdtempSync, mkdirSync, existsSync, rmSync} from 'node:fs';
+import {mkdtempSync, mkdirSync, existsSync, readFileSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import pino from 'pino';
@@ -17,6 +17,15 @@ describe('stepsToDelete', () => {
   });
   test('always keeps the newest, even with keepLast 0', () => {
     expect(stepsToDelete([1, 2], 0, 0)).toEqual([1]);
+  });
+  test('the shared vectors (worker-py checks its standalone prune against the same file)', () => {
+    const {cases} = JSON.parse(readFileSync(join(__dirname, 'vectors', 'retention.json'), 'utf8')) as
+      {cases: {steps: number[]; keepLast: number; keepEvery: number; kept: number[]}[]};
+    expect(cases.length).toBeGreaterThanOrEqual(10);
+    for (const c of cases) {
+      const gone = stepsToDelete(c.steps, c.keepLast, c.keepEvery);
+      expect({...c, kept: [...new Set(c.steps)].filter((s) => !gone.includes(s)).sort((a, b) => a - b)}).toEqual(c);
+    }
   });
 });
 

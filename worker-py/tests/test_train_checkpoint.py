@@ -15,6 +15,8 @@ from byol_worker.train.async_save import AsyncSaver
 from byol_worker.train.trainer import BadInput, train_in_process
 from conftest import resolved, tiny_doc
 
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
 
 def _snap(step: int) -> ckpt.Snapshot:
     return ckpt.snapshot(step, {"w": torch.arange(6.0).reshape(2, 3)}, {"state": {}, "param_groups": []},
@@ -77,6 +79,16 @@ def test_prune_keeps_last_and_every(tmp_path):
     removed = ckpt.prune(str(tmp_path), keep_last=2, keep_every=4)
     assert sorted(os.path.basename(p) for p in removed) == ["step-000000002", "step-000000006"]
     assert [s for s, _ in ckpt.list_steps(str(tmp_path))] == [4, 8, 10]
+
+
+def test_retention_matches_the_shared_vectors():
+    """test/vectors/retention.json, which TypeScript's retention.ts is checked against too."""
+    with open(os.path.join(REPO, "test", "vectors", "retention.json"), encoding="utf-8") as f:
+        cases = json.load(f)["cases"]
+    assert len(cases) >= 10
+    for c in cases:
+        gone = ckpt.steps_to_delete(c["steps"], c["keepLast"], c["keepEvery"])
+        assert sorted(set(c["steps"]) - set(gone)) == c["kept"], c
 
 
 def test_async_saver_failure_reports_and_removes_temp(tmp_path):

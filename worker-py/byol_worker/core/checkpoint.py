@@ -209,15 +209,23 @@ def latest_good(checkpoint_dir: str) -> str | None:
     return None
 
 
+def steps_to_delete(steps: list[int], keep_last: int, keep_every: int = 0) -> list[int]:
+    """Everything except the `keep_last` newest and, when keep_every > 0, the multiples of it; the newest is always
+    kept (keepLast 0 too), as the coordinator's retention.ts (test/vectors/retention.json holds both to it)."""
+    asc = sorted(set(steps))
+    keep = set(asc[max(0, len(asc) - max(1, keep_last)):])
+    keep |= {s for s in asc if keep_every > 0 and s % keep_every == 0}
+    return [s for s in asc if s not in keep]
+
+
 def prune(checkpoint_dir: str, keep_last: int, keep_every: int = 0) -> list[str]:
-    """Standalone retention (the coordinator does it for managed jobs): keep the last N good ones and
-    every `keep_every`-th step; bad folders older than the newest good one go too. Returns removed paths."""
+    """Standalone retention (the coordinator does it for managed jobs): steps_to_delete over the step folders.
+    Returns removed paths."""
     steps = list_steps(checkpoint_dir)
-    keep = {p for _, p in steps[-keep_last:]} if keep_last > 0 else {p for _, p in steps}
+    gone = set(steps_to_delete([s for s, _ in steps], keep_last, keep_every))
     removed = []
     for step, path in steps:
-        if path in keep or (keep_every > 0 and step % keep_every == 0):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
+        if step in gone:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed
