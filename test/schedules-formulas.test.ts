@@ -2,7 +2,7 @@
 import {describe, expect, test} from '@jest/globals';
 import {existsSync, readFileSync} from 'node:fs';
 import {join} from 'node:path';
-import {computeSchedule, lrAt, splitBatch, tauAt, type TauSchedule} from '../orchestrator/src/schedules';
+import {computeSchedule, lrAt, splitBatch, tauAt, type ScheduleInputs, type TauSchedule} from '../orchestrator/src/schedules';
 import {SpecError} from '../orchestrator/src/domain/errors';
 
 describe('tauAt (paper §3.3)', () => {
@@ -93,4 +93,20 @@ describe('shared vectors agree with Python to 1e-12', () => {
       expect(Math.abs(tauAt(c.k, c.K, c.tauBase, c.tauSchedule) - c.tau)).toBeLessThanOrEqual(1e-12);
     }
   });
+  test('every plan of the file: K, warmup, peak LR and the batch split from the spec numbers, W and N (or the issue)', () => {
+    const {plans} = JSON.parse(readFileSync(VECTORS, 'utf8')) as {plans: PlanCase[]};
+    expect(plans.length).toBeGreaterThanOrEqual(15);
+    for (const p of plans) {
+      let got: unknown;
+      try {
+        got = {plan: computeSchedule({...p.inputs, datasetSize: p.N}, p.W)};
+      } catch (e) {
+        if (!(e instanceof SpecError)) throw e;
+        got = {issues: e.issues.map((i) => [i.path, i.message])};
+      }
+      expect({...p, ...(got as object)}).toEqual(p);
+    }
+  });
 });
+
+interface PlanCase {inputs: Omit<ScheduleInputs, 'datasetSize'>; W: number; N: number; plan?: object; issues?: [string, string][]}

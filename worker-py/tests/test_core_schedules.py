@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from byol_worker.core.schedule_plan import plan
 from byol_worker.core.schedules import lr_at, tau_at
+from byol_worker.spec_error import SpecError
 
 VECTORS = Path(__file__).resolve().parents[2] / "test" / "vectors" / "schedules.json"
 
@@ -70,3 +72,20 @@ def test_constant_tau_stays_at_its_base_and_unknown_schedules_are_refused():
     assert tau_at(5, 10, 0.99, "") == tau_at(5, 10, 0.99, "cosine")  # an empty proto field means cosine
     with pytest.raises(ValueError, match="tauSchedule must be one of cosine, constant"):
         tau_at(0, 10, 0.99, "linear")
+
+
+def test_plans_match_shared_vectors():
+    """K, warmup, peak LR and the batch split from the spec's numbers, W and N; TypeScript checks the same file."""
+    plans = json.loads(VECTORS.read_text())["plans"]
+    assert len(plans) >= 15 and sum("issues" in p for p in plans) >= 3
+    for p in plans:
+        i = p["inputs"]
+        spec = {"train": {"globalBatch": i["globalBatch"], "epochs": i["epochs"], "microBatch": i["microBatch"]},
+                "optimizer": {"warmupEpochs": i["warmupEpochs"], "baseLr": i["baseLr"], "lrScaling": i["lrScaling"]},
+                "ema": {"base": i["tauBase"], "schedule": i["tauSchedule"]}}
+        try:
+            got = {"plan": plan({"spec": spec}, p["W"], p["N"])}
+        except SpecError as e:
+            got = {"issues": [list(x) for x in e.issues]}
+        assert {**p, **got} == p
+
