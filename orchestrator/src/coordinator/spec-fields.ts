@@ -17,10 +17,11 @@ export interface JobResources {workers: number; minWorkers: number; globalBatch:
 
 export function resourcesOf(spec: JobSpec): JobResources {
   const s = spec.spec as Record<string, any>;
-  return {workers: s.resources.workers, minWorkers: s.resources.minWorkers ?? s.resources.workers, globalBatch: s.train.globalBatch};
+  return {workers: s.resources.workers, minWorkers: s.resources.minWorkers, globalBatch: s.train.globalBatch};
 }
 
+/** The spec is resolved: every field is there, with its one default in contract/presets.json. */
 export function checkpointPolicy(spec: JobSpec): {everySteps: number; keepLast: number; keepEvery: number} {
-  const c = (spec.spec as Record<string, any>).checkpoint ?? {};
-  return {everySteps: c.everySteps ?? 0, keepLast: c.keepLast ?? 3, keepEvery: c.keepEvery ?? 0};
+  const c = (spec.spec as Record<string, any>).checkpoint;
+  return {everySteps: c.everySteps, keepLast: c.keepLast, keepEvery: c.keepEvery};
 }

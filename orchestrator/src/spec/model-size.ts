@@ -20,7 +20,7 @@ export function modelParams(spec: JobSpec): {encoderProjector: number; predictor
   const m = (spec.spec as any).model;
   const bb = BACKBONES[m.backbone];
   if (!bb) throw new Error(`unknown backbone ${m.backbone}`);
-  const width = m.width ?? 1;
+  const width = m.width;
   // Conv weights scale with width^2 (in and out channels); a close estimate for width != 1.
   const backbone = Math.round(bb.params * width * width);
   const features = Math.round(bb.features * width);

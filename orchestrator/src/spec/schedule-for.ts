@@ -14,7 +14,7 @@ export function scheduleFor(spec: JobSpec, workers: number, n = datasetSize(spec
     baseLr: s.optimizer.baseLr,
     lrScaling: s.optimizer.lrScaling,
     tauBase: s.ema.base,
-    tauSchedule: s.ema.schedule ?? 'cosine',
-    microBatch: s.train.microBatch ?? 0,
+    tauSchedule: s.ema.schedule,
+    microBatch: s.train.microBatch,
   }, workers);
 }

@@ -121,7 +121,7 @@ def schedule_from_plan(p: dict) -> agent_pb2.ScheduleState:
     """schedule_plan.plan()'s camelCase numbers -> the proto ScheduleState the coordinator would send."""
     return agent_pb2.ScheduleState(
         total_steps=p["totalSteps"], warmup_steps=p["warmupSteps"], peak_lr=p["peakLr"], tau_base=p["tauBase"],
-        tau_schedule=p.get("tauSchedule", "cosine"),
+        tau_schedule=p["tauSchedule"],
         steps_per_epoch=p["stepsPerEpoch"], global_batch=p["globalBatch"], micro_batch=p["microBatch"],
         accumulation=p["accumulation"])
 

@@ -87,7 +87,7 @@ def set_up(a: Assignment) -> Rank:
         device = pick_device(os.environ.get("BYOL_DEVICE") or a.device_id or s["resources"]["device"])
     except ValueError as e:
         raise BadInput(str(e)) from e
-    threads = set_threads(int(s["resources"].get("threadsPerWorker", 0)), device, W)
+    threads = set_threads(int(s["resources"]["threadsPerWorker"]), device, W)
     seed = int(s["train"]["seed"])
     try:
         ds = open_dataset(s["data"], "train")
@@ -100,7 +100,7 @@ def set_up(a: Assignment) -> Rank:
     prec = resolve_precision(s["train"]["precision"], s["train"]["channelsLast"], device)
     torch.manual_seed(seed)  # identical initial weights on every rank
     model = build_model(s["model"], int(s["data"]["imageSize"]))
-    if s["train"].get("syncBatchNorm", True) and W > 1:
+    if s["train"]["syncBatchNorm"] and W > 1:
         model = convert_sync_batchnorm(model, device)
     model = prec.prepare_model(model.to(device))
     opt = build_optimizer(model, s["optimizer"])
@@ -113,7 +113,7 @@ def set_up(a: Assignment) -> Rank:
         with warnings.catch_warnings():  # broadcast_buffers=False is what we want: BN buffers stay per rank
             warnings.simplefilter("ignore", FutureWarning)
             online = DDP(online, device_ids=ids, broadcast_buffers=False)
-    if s["train"].get("compile"):
+    if s["train"]["compile"]:
         # Compiles the online forward (and its backward through AOTAutograd); the optimizer step and
         # the EMA update stay eager. The first step pays the compile time (docs/architecture.md §10).
         online = torch.compile(online)
@@ -123,7 +123,7 @@ def set_up(a: Assignment) -> Rank:
     side = SideStream(device)
     stop_at = a.stop_at_step if 0 < a.stop_at_step < K else 0
     loader = BatchLoader(ds, B, sch.steps_per_epoch, seed, rank, W, start, K,
-                         pin_memory=device.type == "cuda", loader_workers=int(s["data"].get("loaderWorkers", 0)))
+                         pin_memory=device.type == "cuda", loader_workers=int(s["data"]["loaderWorkers"]))
     telemetry = TelemetrySender(a.telemetry_address, job_id=a.job_id, generation=a.generation,
                                 rank=rank, world_size=W, key=a.telemetry_key)
     control = ControlChannel(a.control_address)

@@ -51,13 +51,13 @@ def loop(r: Rank, stop: StopFlag) -> RunResult:
     res = RunResult(exit_code=EXIT_FAILED, step=r.start, baselines=r.baselines, checkpoints=r.ckpt.saved)
     spe = r.sch.steps_per_epoch
     lo, hi = r.rank * r.b * r.acc, (r.rank + 1) * r.b * r.acc
-    every = int(r.spec["checkpoint"].get("everySteps", 0) or 0)
+    every = int(r.spec["checkpoint"]["everySteps"])  # the spec is resolved: defaults live in presets.json only
     knn_cfg = r.spec["eval"]["knn"]
-    knn_on = bool(knn_cfg.get("enabled", True))
-    knn_every = round(float(knn_cfg.get("everyEpochs", 0)) * spe)
+    knn_on = bool(knn_cfg["enabled"])
+    knn_every = round(float(knn_cfg["everyEpochs"]) * spe)
     done = r.start
     stopping = False
-    if r.rank == 0 and knn_on and knn_cfg.get("baselines", False) and not r.baselines:
+    if r.rank == 0 and knn_on and knn_cfg["baselines"] and not r.baselines:
         _measure_baselines(r)
     pending = None  # the last step queued, recorded once the next one is queued (see StepResult)
     t_prev = time.perf_counter()
@@ -123,7 +123,7 @@ def view_params(augs, seed: int, step: int, lo: int, hi: int, global_batch: int,
 def _record(r: Rank, res: RunResult, k: int, out, lr: float, tau: float, dt: float, t_data: float,
             extra: dict) -> None:
     """Step k's loss and z_std into the result, the telemetry and the log (they wait for the step to end)."""
-    spe, log_every = r.sch.steps_per_epoch, int(r.spec["train"].get("logEverySteps", 10))
+    spe, log_every = r.sch.steps_per_epoch, int(r.spec["train"]["logEverySteps"])
     res.losses[k], res.z_std[k] = out["loss"], out["z_std"]
     r.telemetry.send(step=k, loss=out["loss"], tau=tau, lr=lr, step_time_s=dt, data_time_s=t_data,
                      images_per_sec=r.b * r.acc / max(dt, 1e-9), epoch=(k + 1) / spe,
