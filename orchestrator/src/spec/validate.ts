@@ -1,7 +1,7 @@
 /**
  * Step 1 of spec resolution (docs/internals.md): JSON Schema validation with messages that name the
  * field path with dots (`spec.optimizer.baseLr: must be > 0`, `spec.foo: unknown field`). The wording
- * matches worker-py/byol_worker/spec.py word for word, so both sides report a bad spec the same way.
+ * matches worker-py/byol_worker/spec.py word for word (test/vectors/spec-resolution.json holds both to it).
  */
 import Ajv, {type ErrorObject} from 'ajv';
 import type {FieldIssue} from '../domain/errors';
