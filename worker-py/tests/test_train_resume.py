@@ -49,11 +49,16 @@ def test_resume_in_fresh_process_continues_exactly(tmp_path):
 
 
 def test_cli_max_steps_then_resume_auto(tmp_path):
-    """`python -m byol_worker train`: stop at --max-steps with a checkpoint, then --resume auto finishes."""
+    """`python -m byol_worker train`: a user's YAML stops at --max-steps with a checkpoint (no hash: only the
+    coordinator computes one); then the file `byolctl plan --resolved` writes for the same YAML resumes it (auto)
+    as is, records the coordinator's hash, and finds the same resolved spec (no warning): both resolvers agree."""
+    import json
     import subprocess
     import sys
 
     import yaml
+    cli = os.path.join(REPO, "dist", "orchestrator", "src", "cli", "main.js")
+    assert os.path.isfile(cli), f"{cli} missing: run `npm run build` (or bash scripts/setup.sh)"
     spec_file = tmp_path / "job.yaml"
     spec_file.write_text(yaml.safe_dump(tiny_doc(spec={"eval": {"knn": {"enabled": True, "k": 5}}})))
     cmd = [sys.executable, "-m", "byol_worker", "train", "--spec", str(spec_file), "--nproc", "1",
@@ -61,12 +66,23 @@ def test_cli_max_steps_then_resume_auto(tmp_path):
     first = subprocess.run(cmd + ["--max-steps", "2"], capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr[-2000:]
     assert [s for s, _ in ckpt.list_steps(str(tmp_path / "ck"))] == [2]
-    baselines = ckpt.load(str(tmp_path / "ck" / "step-000000002"))["state"]["baselines"]
+    state = ckpt.load(str(tmp_path / "ck" / "step-000000002"))["state"]
+    baselines = state["baselines"]
     assert sorted(baselines) == ["knn_top1_random_init", "knn_top1_raw_pixels"]  # measured before step 0, kept
+    assert state["spec_hash"] == ""
+    out = subprocess.run(["node", cli, "plan", str(spec_file), "--resolved"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    (tmp_path / "resolved.json").write_text(out)
+    doc = json.loads(out)
+    cmd[5] = str(tmp_path / "resolved.json")
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # --resume auto is the default
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resuming from" in second.stderr and "step-000000002" in second.stderr
+    assert "different spec" not in second.stderr
     assert [s for s, _ in ckpt.list_steps(str(tmp_path / "ck"))] == [2, 4]
+    saved = ckpt.load(str(tmp_path / "ck" / "step-000000004"))
+    assert saved["state"]["spec_hash"] == doc["specHash"]
+    assert saved["spec"] == {k: v for k, v in doc.items() if k != "specHash"}
     top1 = float(second.stdout.split("knn_top1")[1].split()[0])
     assert 0.0 <= top1 <= 1.0
     # the resumed run reports the baselines the first run measured, not new ones
@@ -85,28 +101,3 @@ def test_resume_warns_naming_the_fields_that_differ(tmp_path, caplog):
         again = train_in_process(changed, checkpoint_dir=str(tmp_path), resume=str(tmp_path / "step-000000002"))
     assert again.exit_code == 0
     assert any("different spec (differs in spec.train.seed)" in r.getMessage() for r in caplog.records)
-
-
-def test_plan_resolved_output_trains_standalone_with_its_hash(tmp_path):
-    """`byolctl plan --resolved F > resolved.json`, then `python -m byol_worker train --spec resolved.json`:
-    the spec is used as is and the coordinator's hash is recorded in the checkpoint."""
-    import json
-    import subprocess
-    import sys
-
-    import yaml
-    cli = os.path.join(REPO, "dist", "orchestrator", "src", "cli", "main.js")
-    assert os.path.isfile(cli), f"{cli} missing: run `npm run build` (or bash scripts/setup.sh)"
-    spec_file = tmp_path / "job.yaml"
-    spec_file.write_text(yaml.safe_dump(tiny_doc()))
-    out = subprocess.run(["node", cli, "plan", str(spec_file), "--resolved"], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
-    doc = json.loads(out)
-    (tmp_path / "resolved.json").write_text(out)
-    cmd = [sys.executable, "-m", "byol_worker", "train", "--spec", str(tmp_path / "resolved.json"), "--nproc", "1",
-           "--checkpoint-dir", str(tmp_path / "ck"), "--max-steps", "2"]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    saved = ckpt.load(str(tmp_path / "ck" / "step-000000002"))
-    assert saved["state"]["spec_hash"] == doc["specHash"]
-    assert saved["spec"] == {k: v for k, v in doc.items() if k != "specHash"}
