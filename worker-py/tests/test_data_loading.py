@@ -83,7 +83,7 @@ def test_npy_errors_name_the_file(tmp_path):
     write_npy(str(tmp_path))
     with pytest.raises(DataError, match=r"test_images.npy not found; for CIFAR run `python -m byol_worker "
                                         r"convert-cifar"):
-        open_dataset({"format": "npy", "path": str(tmp_path)}, "eval")
+        open_dataset({"format": "npy", "path": str(tmp_path), "evalPath": str(tmp_path)}, "eval")
     (tmp_path / "train_images.npy").write_bytes(b"not an npy file")
     with pytest.raises(DataError, match="train_images.npy or .*train_labels.npy is not a readable .npy file"):
         NpyDataset(str(tmp_path))

@@ -118,20 +118,21 @@ class SyntheticDataset:
 
 
 def open_dataset(data_cfg: dict, split: str = "train"):
-    """Open the resolved spec's `spec.data` for split 'train' or 'eval'."""
+    """Open the resolved spec's `spec.data` for split 'train' or 'eval'. Resolved: the defaults (and evalPath
+    from path) are in contract/presets.json, so nothing here adds a second one."""
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'eval', not {split!r}")
     fmt = data_cfg["format"]
-    folder = data_cfg.get("path") if split == "train" else data_cfg.get("evalPath", data_cfg.get("path"))
+    folder = data_cfg.get("path" if split == "train" else "evalPath")  # absent for synthetic data
     if fmt == "synthetic":
-        ds = SyntheticDataset(int(data_cfg.get("numSamples", 1024)), int(data_cfg.get("numClasses", 10)),
-                              int(data_cfg.get("imageSize", 32)), split)
+        ds = SyntheticDataset(int(data_cfg["numSamples"]), int(data_cfg["numClasses"]), int(data_cfg["imageSize"]),
+                              split)
     elif not folder:
         raise DataError([("spec.data.path", f"required for format '{fmt}'; {CONVERT_HINT}")])
     elif fmt == "npy":
         ds = NpyDataset(folder, split)
     elif fmt == "image-folder":
-        ds = ImageFolderDataset(folder, int(data_cfg.get("imageSize", 224)), split)
+        ds = ImageFolderDataset(folder, int(data_cfg["imageSize"]), split)
     else:
         raise DataError([("spec.data.format", f"unknown format {fmt!r}")])
     log.info("data: %s %s split, %d images, %d classes%s", fmt, split, len(ds), ds.num_classes,

@@ -70,7 +70,7 @@ class Rank:
 def build_augs(spec: dict) -> list:
     aug = spec["augment"]
     size = int(spec["data"]["imageSize"])
-    return [ViewAugment(aug[v], size, aug["normalize"], v, aug.get("semantics")) for v in ("view1", "view2")]
+    return [ViewAugment(aug[v], size, aug["normalize"], v, aug["semantics"]) for v in ("view1", "view2")]
 
 
 def set_up(a: Assignment) -> Rank:
