@@ -90,13 +90,14 @@ def test_read_assignment_gives_plain_values_once(tmp_path):
     sched = agent_pb2.ScheduleState(total_steps=12, warmup_steps=2, peak_lr=0.5, tau_base=0.99, steps_per_epoch=3,
                                     global_batch=8, micro_batch=4, accumulation=1)
     msg = agent_pb2.Assignment(job_id="j", generation=7, rank=1, world_size=2, spec_json='{"spec": {"a": 1}}',
-                               schedule=sched, stop_at_step=9)
+                               spec_hash="c0" * 32, schedule=sched, stop_at_step=9)
     path = tmp_path / "assignment.json"
     path.write_text(json.dumps(assignment_file(msg, "ipc://c", "ipc://r")))
     os.chmod(path, 0o600)
     a = read_assignment(str(path))
     assert (a.job_id, a.generation, a.rank, a.world_size, a.stop_at_step) == ("j", 7, 1, 2, 9)
     assert (a.control_address, a.report_address, a.spec) == ("ipc://c", "ipc://r", {"spec": {"a": 1}})
+    assert a.spec_hash == "c0" * 32  # the coordinator's hash, carried as is (the worker computes none)
     assert (a.schedule.total_steps, a.schedule.peak_lr, a.schedule.accumulation) == (12, 0.5, 1)
     assert a.schedule.as_recorded == json_format.MessageToDict(sched, preserving_proto_field_name=True)
     path.write_text(json.dumps({"job_id": "j", "spec_json": "{not json"}))
