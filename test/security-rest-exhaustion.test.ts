@@ -140,6 +140,25 @@ describe('connections, slow clients, big replies', () => {
     }
   });
 
+  test('60 clients pipelining 2000 GET /metrics each and never reading: REST stays responsive, each is cut', async () => {
+    const s = await startApiServer({api: c.api, logger, port: 0, registry: c.registry, limits: {maxConnectionsPerClient: 64}});
+    try {
+      const burst = `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\n\r\n`.repeat(2000);
+      const attackers = Array.from({length: 60}, () => rawClient(s.port, burst));
+      await new Promise((r) => setTimeout(r, 1000));
+      // Before the pipelining cap the server spent minutes making replies nobody read, and /healthz waited.
+      for (const path of ['/healthz', '/v1/jobs']) {
+        expect((await fetch(`${s.url}${path}`, {signal: AbortSignal.timeout(20_000)})).status).toBe(200);
+      }
+      for (const k of attackers) k.resume();
+      await waitFor('attackers cut', () => attackers.every((k) => k.closed()), 20_000);
+      const replies = attackers.map((k) => k.text().split('HTTP/1.1 200').length - 1);
+      expect(Math.max(...replies)).toBeLessThan(2000); // cut, not served to the end
+    } finally {
+      await s.close();
+    }
+  });
+
   test('slowloris: trickled headers get 408 and a closed connection; a trickled body gets 408 naming the deadline', async () => {
     const port = Number(new URL(rest.url).port);
     const headers = rawClient(port, `GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`);

@@ -3,7 +3,7 @@
  * address and in all, bytes queued for a client that does not read, timeouts, page sizes, exports.
  * A client past a bound is refused or dropped; the server's memory and file descriptors stay bounded.
  */
-import type {Server} from 'node:http';
+import type {IncomingMessage, Server, ServerResponse} from 'node:http';
 import type {Socket} from 'node:net';
 import type {Logger} from 'pino';
 import {HttpError} from './http-errors';
@@ -24,6 +24,8 @@ export interface RestLimits {
   bodyTimeoutMs: number;
   /** Exports (each a Python process) running at once; more get 429. */
   maxExports: number;
+  /** Requests one connection may have waiting for their replies (HTTP pipelining); past it the connection is cut. */
+  maxPipelined: number;
   /** Items in a list reply when `limit` is not given, and the largest `limit` accepted. */
   defaultPage: number;
   maxPage: number;
@@ -32,7 +34,7 @@ export interface RestLimits {
 export const DEFAULT_LIMITS: RestLimits = {
   maxConnections: 1024, maxConnectionsPerClient: 64, maxStreams: 256, maxStreamsPerClient: 16,
   maxQueuedBytes: 1 << 20, idleTimeoutMs: 60_000, headersTimeoutMs: 20_000, bodyTimeoutMs: 30_000,
-  maxExports: 2, defaultPage: 1000, maxPage: 10_000,
+  maxExports: 2, maxPipelined: 16, defaultPage: 1000, maxPage: 10_000,
 };
 
 /** Counts per client address with a cap per address and in all. */
@@ -69,8 +71,13 @@ export class Gate {
   }
 }
 
-/** Applies the connection caps and timeouts to a node:http(s) server. */
-export function boundServer(server: Server, limits: RestLimits, log: Logger): void {
+/**
+ * Applies the connection caps and timeouts to a node:http(s) server. Returns the check each request
+ * passes first: false (do nothing) when its connection is gone or already has `maxPipelined` requests
+ * waiting for replies. Node parses a whole pipelined burst before it notices the client does not read,
+ * so without the check one connection's burst of 2000 `GET /metrics` queues 2000 replies.
+ */
+export function boundServer(server: Server, limits: RestLimits, log: Logger): (req: IncomingMessage, res: ServerResponse) => boolean {
   server.headersTimeout = limits.headersTimeoutMs;
   // Whole request (headers + body); Node stops counting once the request is in, so event streams live on.
   server.requestTimeout = limits.headersTimeoutMs + limits.bodyTimeoutMs;
@@ -91,6 +98,25 @@ export function boundServer(server: Server, limits: RestLimits, log: Logger): vo
     }
     socket.once('close', release);
   });
+  const waiting = new WeakMap<Socket, number>();
+  let warnedPipelined = 0;
+  return (req, res) => {
+    const socket = req.socket;
+    if (socket.destroyed) return false;
+    const n = (waiting.get(socket) ?? 0) + 1;
+    if (n > limits.maxPipelined) {
+      if (Date.now() - warnedPipelined > 10_000) {
+        warnedPipelined = Date.now();
+        log.warn({client: socket.remoteAddress, maxPipelined: limits.maxPipelined},
+          'REST connection cut: it sent more pipelined requests than it reads replies for');
+      }
+      socket.destroy();
+      return false;
+    }
+    waiting.set(socket, n);
+    res.once('close', () => waiting.set(socket, (waiting.get(socket) ?? 1) - 1));
+    return true;
+  };
 }
 
 /** A `limit` query value clamped to the page bounds: default when absent, 400 above the maximum. */

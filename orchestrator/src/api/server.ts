@@ -108,10 +108,13 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     }
   };
 
-  const listener = (req: IncomingMessage, res: ServerResponse) => void handle(req, res);
+  let admit = (_req: IncomingMessage, _res: ServerResponse) => true;
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    if (admit(req, res)) void handle(req, res);
+  };
   const serverOptions = {connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs)};
   const server = o.tls ? createHttpsServer({...serverOptions, cert: o.tls.cert, key: o.tls.key}, listener) : createHttpServer(serverOptions, listener);
-  boundServer(server, limits, log);
+  admit = boundServer(server, limits, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 8080, host, () => resolve());
