@@ -12,6 +12,8 @@ import pino from 'pino';
 import type {Page} from 'playwright-core';
 import {startApiServer, type ApiServer} from '../orchestrator/src/api';
 import {healthWarnings} from '../orchestrator/src/cli/health-lines';
+import type {CliIo} from '../orchestrator/src/cli/io';
+import {runCli} from '../orchestrator/src/cli/parser';
 import {launchBrowser} from './helpers/browser';
 import {explain, waitForState, waitForStep} from './helpers/job-checks';
 import {killAllAgents, spawnPythonAgent, type PythonAgent} from './helpers/python-agent';
@@ -33,6 +35,7 @@ beforeAll(async () => {
   agents = [0, 1].map((i) => spawnPythonAgent(coord.grpcAddress, `dash-${i}`, TEST_TOKEN));
   browser = await launchBrowser();
   page = await browser.context.newPage();
+  page.on('request', (r) => requested.push(r.url()));
 }, 120_000);
 
 afterAll(async () => {
@@ -45,6 +48,17 @@ afterAll(async () => {
 
 /** A REST call with the token, as any client of a server with --api-token. */
 const authed = (path: string) => fetch(`${rest.url}${path}`, {headers: {authorization: `Bearer ${API_TOKEN}`}});
+/** Every URL the page asked for: all must be this server's (no CDN, no other network). */
+const requested: string[] = [];
+/** `byolctl status ID` against the REST server, as a user runs it; stderr carries the health warnings. */
+async function status(id: string): Promise<{code: number; out: string; err: string}> {
+  let out = '';
+  let err = '';
+  const io: CliIo = {out: (t) => void (out += t), err: (t) => void (err += t), isTTY: false};
+  const code = await runCli(['status', id, '--server', rest.url, '--token', API_TOKEN], {io, signal: new AbortController().signal});
+  process.exitCode = undefined;
+  return {code, out, err};
+}
 const points = async (sel: string) => Number(await page.getAttribute(`${sel}`, 'data-points'));
 
 test('the page asks for the token, then shows a job live; a SIGTERM preemption lands in the timeline', async () => {
@@ -54,7 +68,8 @@ test('the page asks for the token, then shows a job live; a SIGTERM preemption l
   expect(job.totalSteps).toBe(40);
   await waitForStep(coord, job.id, 2, agents);
 
-  await page.goto(`${rest.url}/#/job/${job.id}`);
+  const first = await page.goto(`${rest.url}/#/job/${job.id}`);
+  expect(first!.headers()['content-security-policy']).toMatch(/default-src 'self'/);
   await page.waitForSelector('#token-form:not([hidden])');
   await page.fill('#token-input', 'wrong');
   await page.click('#token-form button');
@@ -80,12 +95,30 @@ test('the page asks for the token, then shows a job live; a SIGTERM preemption l
   expect(await page.locator('#ckpts tr[data-step]').count()).toBeGreaterThan(0);
   await page.waitForFunction(() => Number(document.querySelector('#p-knn')!.getAttribute('data-points')) >= 2, undefined, {timeout: 30_000});
   expect(await page.locator('#events [data-type="generation"]').count()).toBeGreaterThanOrEqual(2);
+  // Every plot of the job page holds points; the timeline has steps lost and the recovery time; the
+  // checkpoints their size, state and sha256; the resolved spec and the plan are shown.
+  for (const sel of ['#p-sched', '#p-imgs', '#p-step', '#p-data', '#p-z']) expect(await points(sel)).toBeGreaterThan(0);
+  const resumed = page.locator('#gens tr[data-reason="completed"] td');
+  expect(await resumed.nth(6).innerText()).toMatch(/^\d+$/);
+  expect(await resumed.nth(7).innerText()).toMatch(/^\d+\.\d s$/);
+  const ckpt = await page.locator('#ckpts tr[data-step]').last().innerText();
+  const sha = (await (await authed(`/v1/jobs/${job.id}/checkpoints`)).json() as {sha256: string}[]).at(-1)!.sha256;
+  expect(ckpt).toMatch(new RegExp(`MiB\\s+ok\\s+${sha.slice(0, 16)}`));
+  const specText = await page.locator('#spec').innerText();
+  expect(specText).toContain('"name": "dash-live"');
+  expect(specText).toContain('"totalSteps": 40');
   await page.screenshot({path: join(shots.path, 'job-preempted.png'), fullPage: true});
 
   await page.goto(`${rest.url}/#/`);
   await page.waitForSelector(`tr[data-job="${job.id}"] :text("SUCCEEDED")`);
+  expect(await page.locator(`tr[data-job="${job.id}"]`).innerText()).toMatch(/SUCCEEDED\s+40\/40\s+\d+\.\d{4}\s+[\d.]+\s+\S+\s+2\s+\d+/);
   await page.goto(`${rest.url}/#/workers`);
   await page.waitForSelector('tr[data-agent="dash-0"]');
+  const worker = await page.locator('tr[data-agent="dash-0"]').innerText();
+  const [w0] = (await (await authed('/v1/workers')).json() as {agentId: string; versions: Record<string, string>}[]).filter((w) => w.agentId === 'dash-0');
+  expect(Object.keys(w0.versions).length).toBeGreaterThan(0);
+  for (const [k, v] of Object.entries(w0.versions)) expect(worker).toContain(`${k} ${v}`);
+  expect(worker).toMatch(/cpu:0[\s\S]*\d+\.\d s ago/);
   await page.screenshot({path: join(shots.path, 'workers.png')});
 }, 400_000);
 
@@ -105,6 +138,9 @@ test('a collapsing job raises the alarm on the page and, with onCollapse: stop, 
   expect(view.generations[view.generations.length - 1].endReason).toBe('collapse');
   expect(coord.api.events(job.id).some((e) => e.type === 'health' && e.level === 'warn' && e.data?.alarm === 'collapse')).toBe(true);
   expect(healthWarnings(view)).toMatch(/warning: .* collapse since step \d+/);
+  const st = await status(job.id);
+  expect(st.code).toBe(0);
+  expect(st.err).toMatch(new RegExp(`warning: ${job.id}: collapse since step \\d+: representation collapse`));
   expect(await (await authed('/metrics')).text()).toMatch(new RegExp(`byol_job_health_alarm\\{job="${job.id}",alarm="collapse"\\} 1`));
 
   await page.waitForSelector('#health .alarm[data-alarm="collapse"]', {timeout: 30_000});
@@ -120,5 +156,8 @@ test('data routes need the token, the page files do not; a bad width is refused,
   const r = await authed(`/ui/api/jobs/${job.id}/series?width=abc`);
   expect(r.status).toBe(400);
   expect((await r.json()).error).toMatch(/width/);
+  const origin = new URL(rest.url).origin;
+  expect(requested.length).toBeGreaterThan(0);
+  expect(requested.filter((u) => new URL(u).origin !== origin)).toEqual([]); // no CDN, nothing off this server
   void explain;
 });
