@@ -7,6 +7,7 @@
 import {afterEach, describe, expect, test} from '@jest/globals';
 import {spawn} from 'node:child_process';
 import {createHmac, randomBytes} from 'node:crypto';
+import pino from 'pino';
 import * as zmq from 'zeromq';
 import {byol} from '../orchestrator/src/gen/proto';
 import {startTestCoordinator, tinySpec, TEST_TOKEN, type TestCoordinator} from './helpers/test-coordinator';
@@ -27,9 +28,13 @@ afterEach(async () => {
 type Frame = byol.v1.IMetric;
 const mac = (key: Buffer, frame: Uint8Array) => createHmac('sha256', key).update(frame).digest();
 
+/** The coordinator's warnings, as its log would show them. */
+const warnings: {msg: string; reason?: string; suppressedSinceLast?: number}[] = [];
+
 /** A running 2-rank job (K = 8) and each rank's telemetry key from its assignment. */
 async function runningJob(): Promise<{c: TestCoordinator; jobId: string; keys: Buffer[]}> {
-  coord = await startTestCoordinator();
+  warnings.length = 0;
+  coord = await startTestCoordinator({logger: pino({level: 'warn'}, {write: (line: string) => void warnings.push(JSON.parse(line))})});
   const c = coord;
   const group = ['agent-0', 'agent-1'].map((id) => new TsAgent(c.grpcAddress, id, TEST_TOKEN).connect());
   agents.push(...group);
@@ -104,6 +109,10 @@ describe('telemetry frames need their rank\'s MAC and plausible values', () => {
     await waitCounted('forgeries counted', c, (f) => f.bad_mac === 49 && f.unsigned === 16 && f.out_of_range === 1);
     await sleep(500);
     expect(c.api.metrics(jobId).map((p) => p.step)).toEqual([0, 1, 2, 3]);
+    // 66 drops, one warning per reason (rate-limited), each saying what to do.
+    const dropped = warnings.filter((w) => /^telemetry frame dropped/.test(w.msg));
+    expect(dropped.map((w) => w.reason).sort()).toEqual(['badMac', 'outOfRange', 'unsigned']);
+    expect(dropped.find((w) => w.reason === 'badMac')!.msg).toMatch(/firewall the telemetry port/);
   });
 
   test('a flood of 100k forged frames with distinct steps cannot push out the real points', async () => {
