@@ -1,7 +1,7 @@
 """Recovery time under the coordinator (docs/architecture.md §8, §10): from a worker's loss to the first step of the
 new generation.
 
-    .venv/bin/python bench/py/recovery.py [--repeats 2] [--only agent-sigterm|trainer-sigkill]
+    .venv/bin/python bench/py/recovery.py [--repeats 2] [--only agent-sigterm|trainer-sigkill] [--victim-rank 0|1]
 
 Each run: a real `byolctl serve --launcher external`, two real agents (`python -m byol_worker agent`, one
 CPU slot each) and a tiny 2-rank job submitted over REST. Once the job is past `--fault-step`:
@@ -57,7 +57,7 @@ def trainer_pids(agent: subprocess.Popen) -> list[int]:
             if len(f) == 3 and int(f[1]) == agent.pid and " trainer " in f" {f[2]} "]
 
 
-def one_run(scenario: str, n: int, fault_step: int, logs: str) -> dict:
+def one_run(scenario: str, n: int, fault_step: int, logs: str, victim_rank: int = 1) -> dict:
     token = secrets.token_hex(8)
     srv = Serve(os.path.join(logs, f"recovery-{scenario}-{n}-serve.log"), launcher="external", agent_token=token)
     agents = [spawn_agent(srv.grpc, f"bench-{scenario}-{n}-{i}", token, logs) for i in range(2)]
@@ -72,13 +72,16 @@ def one_run(scenario: str, n: int, fault_step: int, logs: str) -> dict:
             if j["state"] in ("FAILED", "SUCCEEDED", "CANCELLED") or time.monotonic() > deadline:
                 raise RuntimeError(f"job {jid} is {j['state']} at step {j['step']} before the fault ({j.get('message')})")
             time.sleep(0.1)
+        # The agent holding `victim_rank` (rank 0's agent hosts the generation's rendezvous store).
+        holder = j["generations"][-1]["agents"][victim_rank]
+        victim = agents[int(holder.rsplit("-", 1)[1])]  # agent ids end in their index
         if scenario == "agent-sigterm":
             fault_ms = time.time() * 1000
-            agents[1].send_signal(signal.SIGTERM)
+            victim.send_signal(signal.SIGTERM)
         else:
-            pids = trainer_pids(agents[1])
+            pids = trainer_pids(victim)
             if not pids:
-                raise RuntimeError("no trainer process under agent 1 to kill")
+                raise RuntimeError(f"no trainer process under agent {holder} to kill")
             fault_ms = time.time() * 1000
             os.kill(pids[0], signal.SIGKILL)
         step_at_fault = j["step"]
@@ -89,13 +92,13 @@ def one_run(scenario: str, n: int, fault_step: int, logs: str) -> dict:
         new = gens[1]
         first = [p for p in srv.metrics(jid) if p["generation"] == new["generation"]]
         first_ms = min(p["tMs"] for p in first) if first else None
-        r = {"scenario": scenario, "job": jid, "step_at_fault": step_at_fault,
+        r = {"scenario": scenario, "victim_rank": victim_rank, "job": jid, "step_at_fault": step_at_fault,
              "recoverySeconds": new["recoverySeconds"],
              "fault_to_first_metric_s": round((first_ms - fault_ms) / 1000, 3) if first_ms else None,
              "end_reason": gens[0]["endReason"], "steps_lost": gens[0]["stepsLost"],
              "new_world_size": new["worldSize"], "new_start_step": new["startStep"], "generations": len(gens)}
-        log.info("%s #%d: recoverySeconds %s, signal -> first metric of generation %d: %s s, %d steps lost (%s)",
-                 scenario, n, r["recoverySeconds"], new["generation"], r["fault_to_first_metric_s"], r["steps_lost"],
+        log.info("%s (rank %d) #%d: recoverySeconds %s, signal -> first metric of generation %d: %s s, %d steps lost (%s)",
+                 scenario, victim_rank, n, r["recoverySeconds"], new["generation"], r["fault_to_first_metric_s"], r["steps_lost"],
                  r["end_reason"])
         return r
     finally:
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--fault-step", type=int, default=25, help="inject the fault once the job is past this step")
     ap.add_argument("--quick", action="store_true", help="one run per scenario")
+    ap.add_argument("--victim-rank", type=int, choices=[0, 1], default=1,
+                    help="the rank whose agent (or trainer) gets the signal; rank 0's agent hosts the rendezvous store")
     a = ap.parse_args(argv)
     setup_logging()
     need_build()
@@ -126,14 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for scenario in a.only or ["agent-sigterm", "trainer-sigkill"]:
         for n in range(1 if a.quick else a.repeats):
-            runs.append(one_run(scenario, n, a.fault_step, logs))
+            runs.append(one_run(scenario, n, a.fault_step, logs, a.victim_rank))
     summary = {}
     for s in {r["scenario"] for r in runs}:
         rs = [r for r in runs if r["scenario"] == s]
         summary[s] = {"recoverySeconds_median": statistics.median(r["recoverySeconds"] for r in rs if r["recoverySeconds"] is not None),
                       "fault_to_first_metric_s_median": statistics.median(r["fault_to_first_metric_s"] for r in rs
                                                                           if r["fault_to_first_metric_s"] is not None)}
-    write_result("recovery" + ("-quick" if a.quick else ""), {"runs": runs, "summary": summary,
+    write_result("recovery" + ("-quick" if a.quick else "") + (f"-rank{a.victim_rank}" if a.victim_rank != 1 else ""), {"runs": runs, "summary": summary,
                                                               "job": job_spec("bench-recovery", 2)}, watch)
     return 0
 
