@@ -30,10 +30,10 @@ function npy(descr: string, shape: number[], itemBytes: number, fill: (i: number
   return Buffer.concat([Buffer.from('\x93NUMPY\x01\x00', 'latin1'), len, Buffer.from(header, 'latin1'), data]);
 }
 
-async function cli(args: string[]): Promise<{code: number; out: string; err: string}> {
+async function cli(args: string[], onOut: (text: string) => void = () => undefined): Promise<{code: number; out: string; err: string}> {
   let out = '';
   let err = '';
-  const io: CliIo = {out: (t) => void (out += t), err: (t) => void (err += t), isTTY: false};
+  const io: CliIo = {out: (t) => { out += t; onOut(t); }, err: (t) => void (err += t), isTTY: false};
   const code = await runCli(args, {io});
   process.exitCode = undefined;
   return {code, out, err};
@@ -66,12 +66,27 @@ afterAll(() => rmSync(dir, {recursive: true, force: true}));
 
 test('submit trains here to the end; list, checkpoints and export work on the same home', async () => {
   const home = join(dir, 'home');
-  const sub = await cli(['submit', join(dir, 'job.yaml'), '--home', home]);
+  // While the job runs, the printed dashboard URL serves the page and the job's plot data.
+  let dashboard: Promise<[number, string, number, string]> | undefined;
+  const sub = await cli(['submit', join(dir, 'job.yaml'), '--home', home], (t) => {
+    const m = /^dashboard: (http:\S+)\/#\/job\/(\S+) /m.exec(t);
+    if (m && !dashboard) {
+      dashboard = (async () => {
+        const page = await fetch(`${m[1]}/`);
+        const series = await fetch(`${m[1]}/ui/api/jobs/${m[2]}/series?width=400`);
+        return [page.status, await page.text(), series.status, await series.text()];
+      })();
+    }
+  });
   expect(sub.err).toBe('');
   expect(sub.code).toBe(0);
   expect(sub.out).toMatch(/^submitted job (embedded-[0-9a-f]{6}): 2 steps \(embedded coordinator; Ctrl-C stops it\)/);
   expect(sub.out).toMatch(/\ndashboard: http:\/\/127\.0\.0\.1:\d+\/#\/job\/embedded-[0-9a-f]{6} \(live while the job runs\)\n/);
   expect(sub.out).toMatch(/state +RUNNING -> SUCCEEDED/);
+  const [pageStatus, html, seriesStatus, series] = await dashboard!;
+  expect([pageStatus, seriesStatus]).toEqual([200, 200]);
+  expect(html).toMatch(/<script[^>]+src="\/ui\/app\.js"/);
+  expect(JSON.parse(series)).toHaveProperty('scalars');
   const id = /submitted job (\S+):/.exec(sub.out)![1];
   expect(sub.out).toMatch(new RegExp(`job ${id} SUCCEEDED`));
   // the final kNN comes with the same kNN's baselines, measured by the trainer before its first step
