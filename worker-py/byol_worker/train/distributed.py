@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .sync_wait import RECORDER
+
 log = logging.getLogger("byol.distributed")
 
 
@@ -94,7 +96,8 @@ def agree(info: DistInfo, stop_now: bool, stop_at_step: int, checkpoint_now: boo
 def _all_rows(x: torch.Tensor) -> torch.Tensor:
     """Every rank's `x` (small), stacked: an all_gather, which on gloo takes a third of an all_reduce's time."""
     rows = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(rows, x.contiguous())
+    with RECORDER.collective():  # a fast rank waits here for the slow one (sync_wait.py)
+        dist.all_gather(rows, x.contiguous())
     return torch.stack(rows)
 
 

@@ -22,6 +22,7 @@ from ..data.loading import BatchLoader, open_dataset
 from .control import Assignment, ControlChannel, Reporter, Schedule
 from .distributed import convert_sync_batchnorm, init_group, set_threads, teardown
 from .outcome import BadInput
+from . import sync_wait
 from .resume import Checkpointer, restore
 from .telemetry import TelemetrySender
 
@@ -113,6 +114,7 @@ def set_up(a: Assignment) -> Rank:
         with warnings.catch_warnings():  # broadcast_buffers=False is what we want: BN buffers stay per rank
             warnings.simplefilter("ignore", FutureWarning)
             online = DDP(online, device_ids=ids, broadcast_buffers=False)
+        sync_wait.attach(online, device)  # the gradient all-reduce, timed (sync_wait.py)
     if s["train"]["compile"]:
         # Compiles the online forward (and its backward through AOTAutograd); the optimizer step and
         # the EMA update stay eager. The first step pays the compile time (docs/architecture.md §10).

@@ -41,12 +41,14 @@ class TelemetrySender:
             self._sock.connect(address)
 
     def send(self, *, step: int, loss: float, tau: float, lr: float, step_time_s: float, data_time_s: float,
-             images_per_sec: float, epoch: float, extra: Mapping[str, float] | None = None) -> bool:
+             images_per_sec: float, epoch: float, sync_wait_ms: float = 0.0,
+             extra: Mapping[str, float] | None = None) -> bool:
         """Queue one Metric frame; returns False (and counts it) when the queue is full."""
         if self._sock is None:
             return False
         m = telemetry_pb2.Metric(step=step, loss=loss, tau=tau, lr=lr, step_time_s=step_time_s,
                                  data_time_s=data_time_s, images_per_sec=images_per_sec, epoch=epoch,
+                                 sync_wait_ms=sync_wait_ms,
                                  dropped=self.dropped, sent_unix_ms=int(time.time() * 1000), **self._base)
         for key, value in (extra or {}).items():
             m.extra[key] = float(value)

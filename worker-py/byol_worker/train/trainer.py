@@ -34,6 +34,7 @@ from .distributed import agree
 from .logging_setup import setup_logging
 from .outcome import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, BadInput, RunResult, StopFlag
 from .rank_setup import Rank, set_up
+from .sync_wait import RECORDER, StepWait
 
 log = logging.getLogger("byol.trainer")
 
@@ -59,6 +60,7 @@ def loop(r: Rank, stop: StopFlag) -> RunResult:
     stopping = False
     if r.rank == 0 and knn_on and knn_cfg["baselines"] and not r.baselines:
         _measure_baselines(r)
+    RECORDER.end_step()  # collectives before the first step (baselines) are no step's wait
     pending = None  # the last step queued, recorded once the next one is queued (see StepResult)
     t_prev = time.perf_counter()
     for k, x, _labels in r.loader:
@@ -72,6 +74,7 @@ def loop(r: Rank, stop: StopFlag) -> RunResult:
         lr = lr_at(k, r.K, r.sch.warmup_steps, r.sch.peak_lr)
         tau = tau_at(k, r.K, r.sch.tau_base, r.sch.tau_schedule)
         out = r.step.run(micro, lr, tau)
+        waited = RECORDER.end_step()  # read with the loss, one step later (sync_wait.py)
         if pending is not None:
             _record(r, res, *pending)
         done = res.step = k + 1
@@ -80,7 +83,7 @@ def loop(r: Rank, stop: StopFlag) -> RunResult:
             res.knn_top1 = _knn(r)
             if res.knn_top1 is not None:
                 extra["knn_top1"] = res.knn_top1
-        pending = (k, out, lr, tau, time.perf_counter() - t_prev, t_data, extra)
+        pending = (k, out, lr, tau, time.perf_counter() - t_prev, t_data, waited, extra)
         r.reporter.progress(done, done / spe)
         ctl = r.control.poll()
         if ctl.abort:
@@ -121,11 +124,12 @@ def view_params(augs, seed: int, step: int, lo: int, hi: int, global_batch: int,
 
 
 def _record(r: Rank, res: RunResult, k: int, out, lr: float, tau: float, dt: float, t_data: float,
-            extra: dict) -> None:
+            waited: StepWait, extra: dict) -> None:
     """Step k's loss and z_std into the result, the telemetry and the log (they wait for the step to end)."""
     spe, log_every = r.sch.steps_per_epoch, int(r.spec["train"]["logEverySteps"])
     res.losses[k], res.z_std[k] = out["loss"], out["z_std"]
     r.telemetry.send(step=k, loss=out["loss"], tau=tau, lr=lr, step_time_s=dt, data_time_s=t_data,
+                     sync_wait_ms=waited.ms(),
                      images_per_sec=r.b * r.acc / max(dt, 1e-9), epoch=(k + 1) / spe,
                      extra={"z_std": out["z_std"], **extra})
     if r.rank == 0 and ((k + 1) % log_every == 0 or k == r.start):
