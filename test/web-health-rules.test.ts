@@ -5,7 +5,8 @@
 import {describe, expect, test} from '@jest/globals';
 import type {HealthAlarm, MetricPoint} from '../orchestrator/src/domain/types';
 import {HealthMonitor} from '../orchestrator/src/health/health-monitor';
-import {collapseZStd, cosineFromLoss, isCollapsed, policyOf, rankSkew} from '../orchestrator/src/health/health-rules';
+import {collapseZStd, cosineFromLoss, isCollapsed, ownTimeS, policyOf, rankSkew} from '../orchestrator/src/health/health-rules';
+import {StepAggregator} from '../orchestrator/src/telemetry/aggregator';
 import {bucketRanges, columnMeans, minMax} from '../orchestrator/src/web/downsample';
 import {buildSeries} from '../orchestrator/src/web/series';
 
@@ -16,11 +17,13 @@ const DIP = [0.1872, 0.2169, 0.1928, 0.1994, 0.2029, 0.1273, 0.1356, 0.1405, 0.0
 const COLLAPSED = [0.1872, 0.211, 0.1648, 0.1745, 0.2093, 0.1609, 0.0024, ...Array(33).fill(0)];
 const SPEC = {model: {projector: {outDim: 16}}};
 
-function points(zs: number[], ranks = 1, stepTime = (_r: number, _k: number) => 0.1): MetricPoint[] {
+function points(zs: number[], ranks = 1, stepTime = (_r: number, _k: number) => 0.1,
+  syncWait?: (r: number, k: number) => number): MetricPoint[] {
   return zs.map((z, k) => ({
     step: k, generation: 1, loss: 2, tau: 0.99, lr: 0.1, imagesPerSec: 80, stepTimeS: 0.1, dataTimeS: 0.01, slowestRank: 0,
     ranks, epoch: k / 20, tMs: 1000 + k * 100,
-    perRank: {stepTimeS: [...Array(ranks).keys()].map((r) => stepTime(r, k)), dataTimeS: Array(ranks).fill(0.01), zStd: Array(ranks).fill(z)},
+    perRank: {stepTimeS: [...Array(ranks).keys()].map((r) => stepTime(r, k)), dataTimeS: Array(ranks).fill(0.01), zStd: Array(ranks).fill(z),
+      ...(syncWait ? {syncWaitS: [...Array(ranks).keys()].map((r) => syncWait(r, k))} : {})},
   }));
 }
 
@@ -52,6 +55,30 @@ describe('health rules', () => {
     const pts = points(HEALTHY.slice(0, 5), 4, (r) => (r === 3 ? 0.3 : 0.1));
     expect(rankSkew(pts)).toEqual({skew: expect.closeTo(3, 9), slowestRank: 3});
     expect(rankSkew(points(HEALTHY.slice(0, 5), 1))).toBeNull();
+  });
+
+  test('rank skew compares own time (step time less the wait for the others): a lockstep straggler shows', () => {
+    // 4 ranks in lockstep: all report 0.3 s; ranks 0-2 computed for 0.1 s and waited 0.2 s for rank 3
+    const lockstep = points(HEALTHY.slice(0, 5), 4, () => 0.3, (r) => (r === 3 ? 0.001 : 0.2));
+    expect(rankSkew(lockstep)).toEqual({skew: expect.closeTo(0.299 / 0.1, 9), slowestRank: 3});
+    // the same job seen by step time alone (frames without the wait): even, the straggler is invisible
+    expect(rankSkew(points(HEALTHY.slice(0, 5), 4, () => 0.3))!.skew).toBe(1);
+    const s = lockstep[0].perRank!;
+    expect([0, 3].map((r) => ownTimeS(s, r))).toEqual([expect.closeTo(0.1, 12), expect.closeTo(0.299, 12)]);
+    expect(ownTimeS({...s, syncWaitS: [0.5, 0, 0, 0]}, 0)).toBe(0); // a wait longer than the step: clamped
+    expect(ownTimeS({...s, stepTimeS: [null, 0.3, 0.3, 0.3]}, 0)).toBeNull();
+  });
+
+  test('the aggregator keeps each rank\'s sync wait beside its step time; frames without it count 0', () => {
+    const got: MetricPoint[] = [];
+    const agg = new StepAggregator((_id, p) => got.push(p));
+    agg.setGeneration('j', 1, 2, 10);
+    const frame = {jobId: 'j', generation: 1, step: 0, loss: 2, tau: 0.99, lr: 0.1, stepTimeS: 0.3, dataTimeS: 0.01,
+      imagesPerSec: 10, epoch: 0.1, dropped: 0, worldSize: 2};
+    expect(agg.add({...frame, rank: 0, syncWaitS: 0.2}, 0)).toBeNull();
+    expect(agg.add({...frame, rank: 1}, 0)).toBeNull();
+    expect(got[0].perRank!.syncWaitS).toEqual([0.2, 0]);
+    expect(agg.add({...frame, step: 1, rank: 0, syncWaitS: NaN}, 0)).toBe('nonFinite');
   });
 
   test('the monitor raises collapse once, skew with the slow rank, stalled ranks by time, and clears them', () => {
@@ -108,6 +135,7 @@ describe('downsampling', () => {
     expect(s.ranks.zStd.length).toBe(64);
     expect(s.ranks.zStd[5][7]).toBe(0.2);
     expect(s.ranks.dataShare[0][0]).toBe(0.1);
+    expect(s.ranks.ownTimeS[3][9]).toBe(0.1); // no wait in these points: own time = step time
     expect(JSON.stringify(s).length).toBeLessThan(600_000);
   });
 });

@@ -105,6 +105,8 @@ export interface RankSeries {
   stepTimeS: (number | null)[];
   dataTimeS: (number | null)[];
   zStd: (number | null)[];
+  /** Part of the step time spent waiting for the other ranks (absent in points stored before it existed: 0). */
+  syncWaitS?: (number | null)[];
 }
 
 /** A health alarm across a job's ranks (computed by the coordinator from per-step telemetry). */

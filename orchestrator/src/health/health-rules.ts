@@ -3,7 +3,7 @@
  * collapse (z_std below a threshold over a window), online/target cosine similarity, rank skew.
  */
 import presets from '../../../contract/presets.json';
-import type {MetricPoint} from '../domain/types';
+import type {MetricPoint, RankSeries} from '../domain/types';
 
 /** The job spec's `health` section, resolved (presets.json holds the defaults). */
 export interface HealthPolicy {
@@ -13,7 +13,7 @@ export interface HealthPolicy {
   collapseWindowSteps: number;
   /** A rank with no frame for this long, while the job runs, is stalled. */
   stallSeconds: number;
-  /** Slowest rank's mean step time over the median's above this raises the skew alarm. */
+  /** Slowest rank's mean own time (step time - sync wait) over the median's above this raises the skew alarm. */
   skewThreshold: number;
 }
 
@@ -62,14 +62,28 @@ export function isCollapsed(window: MetricPoint[], threshold: number, windowStep
   });
 }
 
-/** Slowest rank's mean step time over the median rank's, over the window; null with fewer than 2 ranks. */
+/**
+ * A rank's own time in a step: its step time less the time it waited for the other ranks. Ranks train in
+ * lockstep, so every rank's step time is about the slowest one's; only the own time shows who is slow.
+ * Points without the wait (older trainers, stored points) count it as 0. Null when the rank sent no frame.
+ */
+export function ownTimeS(s: RankSeries, rank: number): number | null {
+  const t = s.stepTimeS[rank];
+  if (t === null || t === undefined) return null;
+  return Math.max(0, t - (s.syncWaitS?.[rank] ?? 0));
+}
+
+/** Slowest rank's mean own time over the median rank's, over the window; null with fewer than 2 ranks. */
 export function rankSkew(window: MetricPoint[]): {skew: number; slowestRank: number} | null {
   const sums: number[] = [];
   const counts: number[] = [];
   for (const p of window) {
-    (p.perRank?.stepTimeS ?? []).forEach((t, r) => {
-      if (t === null) return;
-      sums[r] = (sums[r] ?? 0) + t;
+    const s = p.perRank;
+    if (!s) continue;
+    s.stepTimeS.forEach((_t, r) => {
+      const own = ownTimeS(s, r);
+      if (own === null) return;
+      sums[r] = (sums[r] ?? 0) + own;
       counts[r] = (counts[r] ?? 0) + 1;
     });
   }

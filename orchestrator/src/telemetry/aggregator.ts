@@ -12,6 +12,8 @@ export interface RankMetric {
   jobId: string; generation: number; rank: number; worldSize: number; step: number;
   loss: number; tau: number; lr: number; stepTimeS: number; dataTimeS: number;
   imagesPerSec: number; epoch: number; dropped: number; extra?: Record<string, number>;
+  /** Wait for the other ranks inside the step (frames without it: 0). */
+  syncWaitS?: number;
 }
 
 /** 4 significant digits: per-rank values are for plots and alarms, and 64 ranks x 100k steps must stay small. */
@@ -20,7 +22,8 @@ export function round4(v: number): number {
 }
 
 function emptySeries(n: number): RankSeries {
-  return {stepTimeS: new Array(n).fill(null), dataTimeS: new Array(n).fill(null), zStd: new Array(n).fill(null)};
+  return {stepTimeS: new Array(n).fill(null), dataTimeS: new Array(n).fill(null), zStd: new Array(n).fill(null),
+    syncWaitS: new Array(n).fill(null)};
 }
 
 interface Pending {
@@ -61,6 +64,7 @@ export function implausible(m: RankMetric, worldSize: number, totalSteps: number
   if (!Number.isSafeInteger(m.step) || m.step < 0 || m.step >= totalSteps) return 'outOfRange';
   if (!Number.isInteger(m.rank) || m.rank < 0 || m.rank >= worldSize) return 'outOfRange';
   for (const k of NUMBERS) if (!Number.isFinite(m[k] as number)) return 'nonFinite';
+  if (m.syncWaitS !== undefined && !Number.isFinite(m.syncWaitS)) return 'nonFinite';
   const extra = Object.entries(m.extra ?? {});
   if (extra.length > MAX_EXTRAS || extra.some(([k]) => k.length > MAX_EXTRA_NAME)) return 'outOfRange';
   if (extra.some(([, v]) => !Number.isFinite(v))) return 'nonFinite';
@@ -166,6 +170,7 @@ export class StepAggregator {
     const pr = pt.perRank!;
     pr.stepTimeS[m.rank] = round4(m.stepTimeS);
     pr.dataTimeS[m.rank] = round4(m.dataTimeS);
+    pr.syncWaitS![m.rank] = round4(Math.max(0, m.syncWaitS ?? 0));
     const z = m.extra?.z_std;
     pr.zStd[m.rank] = z === undefined ? null : Number.isFinite(z) ? round4(z) : null;
     pt.epoch = Math.max(pt.epoch, m.epoch);

@@ -116,5 +116,6 @@ export function decodeMetric(frame: Uint8Array): RankMetric {
     jobId: m.jobId, generation: Number(m.generation), rank: m.rank, worldSize: m.worldSize, step: Number(m.step),
     loss: m.loss, tau: m.tau, lr: m.lr, stepTimeS: m.stepTimeS, dataTimeS: m.dataTimeS,
     imagesPerSec: m.imagesPerSec, epoch: m.epoch, dropped: Number(m.dropped), extra: m.extra,
+    syncWaitS: m.syncWaitMs / 1000, // proto3: 0 in frames of trainers that predate the field
   };
 }

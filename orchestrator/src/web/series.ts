@@ -1,6 +1,6 @@
 /** The plot data of a job page, from its stored points, downsampled to the plot width (downsample.ts). */
 import type {MetricPoint, RankSeries} from '../domain/types';
-import {cosineFromLoss} from '../health/health-rules';
+import {cosineFromLoss, ownTimeS} from '../health/health-rules';
 import {bucketRanges, columnMeans, minMax, ROWS_PER_BUCKET, round4} from './downsample';
 
 export interface JobSeries {
@@ -13,7 +13,8 @@ export interface JobSeries {
   /** kNN top-1 at each monitor point: [step, accuracy]. */
   knn: [number, number][];
   /** Per rank, bucket means: [rank][bucket]. */
-  ranks: {x: number[]; stepTimeS: (number | null)[][]; dataShare: (number | null)[][]; zStd: (number | null)[][]};
+  ranks: {x: number[]; stepTimeS: (number | null)[][]; ownTimeS: (number | null)[][]; dataShare: (number | null)[][];
+    zStd: (number | null)[][]};
 }
 
 const num = (v: number | undefined | null) => (v === undefined || v === null || !Number.isFinite(v) ? null : round4(v));
@@ -23,6 +24,7 @@ export function livePoint(p: MetricPoint) {
   return {
     step: p.step, loss: num(p.loss), cos: num(cosineFromLoss(p.loss)), lr: num(p.lr), tau: p.tau, imagesPerSec: num(p.imagesPerSec),
     knn: p.extra?.knn_top1 ?? null, stepTimeS: p.perRank?.stepTimeS ?? [], zStdRanks: p.perRank?.zStd ?? [],
+    ownTimeS: (p.perRank?.stepTimeS ?? []).map((_t, r) => num(ownTimeS(p.perRank!, r))),
     dataShare: (p.perRank?.dataTimeS ?? []).map((d, r) => num(dataShare(d, p.perRank!.stepTimeS[r]))),
   };
 }
@@ -65,6 +67,7 @@ export function buildSeries(points: MetricPoint[], width: number, readRanks: Ran
     ranks: {
       x: ranges.map(([s, e]) => points[Math.floor((s + e - 1) / 2)].step),
       stepTimeS: columnMeans(col((r, c) => r.stepTimeS[c]), ranks, sampledRanges),
+      ownTimeS: columnMeans(col((r, c) => ownTimeS(r, c)), ranks, sampledRanges),
       dataShare: columnMeans(col((r, c) => dataShare(r.dataTimeS[c], r.stepTimeS[c])), ranks, sampledRanges),
       zStd: columnMeans(col((r, c) => r.zStd[c]), ranks, sampledRanges),
     },

@@ -1,7 +1,7 @@
 // One job: live plots (downsampled history from /ui/api/jobs/ID/series, then new points from the live
 // feed), health, generations timeline, checkpoints, spec and plan, events.
 import {esc, getJson, readEvents} from '/ui/api.js';
-import {chart, rankChart, rankData} from '/ui/plots.js';
+import {chart, rankChart, rankData, stepChart} from '/ui/plots.js';
 import {appendEvents, renderCheckpoints, renderGenerations, renderHealth, renderSpec, renderStats} from '/ui/job-tables.js';
 
 const SKELETON = (id) => `<h1>Job ${esc(id)}</h1><div id="stats" class="stats card"></div>
@@ -32,7 +32,7 @@ export async function jobPage(root, id) {
     knn: chart($('#p-knn'), 'kNN top-1 at monitor points', [{label: 'kNN top-1', color: '#6f42c1', points: true}], width, {range: [0, 1]}),
     sched: chart($('#p-sched'), 'LR and tau', [{label: 'LR', color: '#b26a00'}, {label: 'tau', color: '#00838f', scale: 'tau', axisLabel: 'tau'}], width),
     imgs: chart($('#p-imgs'), 'Images per second (all ranks)', [{label: 'img/s', color: '#c2185b'}], width),
-    step: rankChart($('#p-step'), 'Step time per rank (s)', ranks, width),
+    step: stepChart($('#p-step'), 'Step time per rank, and own time without the wait for the others (dashed, s)', ranks, width),
     data: rankChart($('#p-data'), 'Data-wait share per rank', ranks, width),
     z: rankChart($('#p-z'), 'z_std per rank (collapse monitor)', ranks, width, threshold),
   };
@@ -42,7 +42,7 @@ export async function jobPage(root, id) {
     charts.knn.set([s.knn.map((k) => k[0]), s.knn.map((k) => k[1])]);
     charts.sched.set([c.x, c.lr, c.tau]);
     charts.imgs.set([c.x, c.imagesPerSec]);
-    charts.step.set(rankData(s.ranks.x, s.ranks.stepTimeS, ranks));
+    charts.step.set([...rankData(s.ranks.x, s.ranks.stepTimeS, ranks), ...rankData(s.ranks.x, s.ranks.ownTimeS ?? [], ranks).slice(1)]);
     charts.data.set(rankData(s.ranks.x, s.ranks.dataShare, ranks));
     charts.z.set(rankData(s.ranks.x, s.ranks.zStd, ranks, threshold));
   };
@@ -66,7 +66,8 @@ export async function jobPage(root, id) {
     if (knn.length) push(charts.knn, knn.map((p) => [p.step, p.knn]));
     const perRank = (pick, thr) => fresh.map((p) => [p.step, ...[...Array(ranks).keys()].map((r) => pick(p)[r] ?? null),
       ...(thr === undefined ? [] : [thr])]);
-    push(charts.step, perRank((p) => p.stepTimeS));
+    const own = perRank((p) => p.ownTimeS ?? []);
+    push(charts.step, perRank((p) => p.stepTimeS).map((row, i) => row.concat(own[i].slice(1))));
     push(charts.data, perRank((p) => p.dataShare));
     push(charts.z, perRank((p) => p.zStdRanks, threshold));
   };

@@ -41,6 +41,13 @@ export function rankChart(box, title, ranks, width, threshold) {
   return chart(box, title, lines, width);
 }
 
+/** Step time per rank (solid) and each rank's own time, less its wait for the others (dashed, same colour). */
+export function stepChart(box, title, ranks, width) {
+  const lines = [...Array(ranks).keys()].map((r) => ({label: `rank ${r}`, color: rankColor(r, ranks)}));
+  for (let r = 0; r < ranks; r++) lines.push({label: `rank ${r} own`, color: rankColor(r, ranks), dash: [4, 3]});
+  return chart(box, title, lines, width);
+}
+
 /** Data for a per-rank chart from [rank][i] columns (and the threshold, drawn flat). */
 export function rankData(x, cols, ranks, threshold) {
   const data = [x];
