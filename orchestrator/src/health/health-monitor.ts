@@ -17,7 +17,7 @@ interface JobWatch {
   stalled: number[];
 }
 
-/** Steps kept per job for the skew window (the collapse window may ask for more). */
+/** Steps of the skew window, also kept per job (the collapse window may ask for more). */
 const SKEW_WINDOW = 20;
 /** Finished jobs whose last health is kept. */
 const ENDED_KEPT = 256;
@@ -69,10 +69,13 @@ export class HealthMonitor {
       message: `representation collapse: mean z_std ${z?.toExponential(2)} below ${w.threshold.toExponential(2)} ` +
         `for ${w.policy.collapseWindowSteps} steps (step ${last.step}); lower the LR or weight decay, or check the augmentations`,
     } : null);
-    const skew = rankSkew(w.window);
+    // Judged over a full window only: the first steps carry each rank's own start-up, not its speed.
+    const recent = w.window.slice(-SKEW_WINDOW);
+    const skew = recent.length >= SKEW_WINDOW ? rankSkew(recent) : null;
     this.set(jobId, 'rank-skew', skew && skew.skew > w.policy.skewThreshold ? {
       kind: 'rank-skew', sinceStep: last.step,
-      message: `rank ${skew.slowestRank} is ${skew.skew.toFixed(2)}x slower than the median rank; check its host (load, data path, throttling)`,
+      message: `rank ${skew.slowestRank} is ${skew.skew.toFixed(2)}x slower than the median rank (own time: step time less ` +
+        `its wait for the other ranks, over ${SKEW_WINDOW} steps); check its host (load, data path, throttling)`,
     } : null);
   }
 
@@ -98,7 +101,7 @@ export class HealthMonitor {
     const w = this.jobs.get(jobId);
     if (!w) return this.ended.get(jobId);
     const last = w.window[w.window.length - 1];
-    const skew = rankSkew(w.window);
+    const skew = rankSkew(w.window.slice(-SKEW_WINDOW));
     return {
       step: last?.step ?? 0,
       cosineSimilarity: last ? cosineFromLoss(last.loss) : null,
