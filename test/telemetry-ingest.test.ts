@@ -25,7 +25,9 @@ describe('TelemetryIngest', () => {
     push.connect(address);
     for (let step = 0; step < 1000; step++) {
       for (let rank = 0; rank < 2; rank++) {
-        const frame = byol.v1.Metric.encode({jobId: 'j', generation: 3, rank, worldSize: 2, step, loss: rank, imagesPerSec: 5, stepTimeS: 0.1 * (rank + 1)}).finish();
+        // rank 1 sends frames as trainers before sync_wait_ms did (the field absent: 0)
+        const frame = byol.v1.Metric.encode({jobId: 'j', generation: 3, rank, worldSize: 2, step, loss: rank, imagesPerSec: 5,
+          stepTimeS: 0.1 * (rank + 1), ...(rank === 0 ? {syncWaitMs: 50} : {})}).finish();
         await push.send([frame, ingest.sign(frame, 'j', 3, rank)]);
       }
     }
@@ -35,6 +37,7 @@ describe('TelemetryIngest', () => {
     const all = batches.flatMap((b) => b.points);
     expect(all.map((p) => p.step)).toEqual([...Array(1000).keys()]);
     expect(all.every((p) => p.loss === 0.5 && p.imagesPerSec === 10 && p.slowestRank === 1 && p.ranks === 2)).toBe(true);
+    expect(all.every((p) => p.perRank!.syncWaitS![0] === 0.05 && p.perRank!.syncWaitS![1] === 0)).toBe(true);
     expect(batches.length).toBeLessThan(100); // batched per flush, not one write per point
     await waitFor('malformed counted', () => ingest!.malformed === 1, 2000);
   });

@@ -50,6 +50,9 @@ def test_two_ranks_match_one_rank(tmp_path, sync_bn):
     codes, metrics, _ = run_group(two, 2, tmp_path / "two")
     assert codes == [0, 0]
     assert sorted({m.step for m in metrics}) == [0, 1, 2] and {m.rank for m in metrics} == {0, 1}
+    # each rank reports its wait for the other in the step's collectives (sync_wait.py); never more than the step
+    assert all(0 <= m.sync_wait_ms <= m.step_time_s * 1000 + 1 for m in metrics)
+    assert any(m.sync_wait_ms > 0 for m in metrics)
     one = resolved(tiny_doc(spec=dict(THREE_STEPS, train={"globalBatch": 16, "microBatch": 0 if sync_bn else 8})))
     r = train_in_process(one, checkpoint_dir=str(tmp_path / "one"))
     assert r.exit_code == 0 and r.step == 3
