@@ -114,6 +114,7 @@ def cell_doc(cell: str, a: argparse.Namespace) -> dict:
     doc = base_doc(a.width, a.epochs, a.batch, a.seed, a.precision)
     for path, value in CELLS[cell][1]:
         _set(doc, path, copy.deepcopy(value))
+    doc["spec"]["resources"]["threadsPerWorker"] = a.threads  # the trainer sets its threads from the spec
     if doc["spec"]["optimizer"].get("warmupEpochs") == -1:  # "10% of the run", as the GPU harness did
         doc["spec"]["optimizer"]["warmupEpochs"] = round(a.epochs / 10, 3)
     return doc
@@ -156,8 +157,6 @@ def run_cell(cell: str, a: argparse.Namespace) -> dict:
         size = int(s["data"]["imageSize"])
         rank_setup.build_augs = lambda spec: [PilAugment(s["augment"][v], size, s["augment"]["normalize"])
                                               for v in ("view1", "view2")]
-    if a.threads:
-        torch.set_num_threads(a.threads)
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="quality-ab-") as ckpt:
         res = trainer.train_in_process(resolved, checkpoint_dir=ckpt)
@@ -192,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=float, default=6)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--precision", default="auto")
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads of the trainer (0 = all cores)")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "out", "quality_ab.jsonl"))
     a = ap.parse_args(argv)
     if a.list or not a.cell:
