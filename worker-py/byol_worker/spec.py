@@ -21,7 +21,7 @@ import yaml
 from .contract import presets, schema
 from .data.layout import check_data_layout
 from .optional import Draft7Validator
-from .spec_error import SpecError, number_text
+from .spec_error import SpecError, value_text as _fmt
 from .spec_rules import apply_rules
 
 MAX_SPEC_BYTES = 1 << 20
@@ -33,14 +33,6 @@ RESOLVED_KEYS = ("apiVersion", "kind", "metadata", "spec", "specHash")  # what `
 
 def _path(parts: Iterable[Any]) -> str:
     return ".".join(str(p) for p in parts) or "(document)"
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, str):
-        return f"'{v}'"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return number_text(v) if isinstance(v, (int, float)) else json.dumps(v)
 
 
 _TYPE_WORDS = {"object": "an object", "array": "an array", "string": "a string", "number": "a number",

@@ -2,6 +2,7 @@
 type without importing spec.py, which calls them."""
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 
@@ -12,6 +13,16 @@ class SpecError(ValueError):
         # a plain message is accepted so that re-raising by type (DataLoader workers) keeps working
         self.issues = [("", issues)] if isinstance(issues, str) else list(issues)
         super().__init__("; ".join(f"{p}: {m}" if p else m for p, m in self.issues))
+
+
+def value_text(v) -> str:
+    """A value as the spec messages show it: strings quoted with ', numbers as JavaScript writes them, the rest
+    as JSON (both languages' messages read the same)."""
+    if isinstance(v, str):
+        return f"'{v}'"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return number_text(v) if isinstance(v, (int, float)) else json.dumps(v)
 
 
 def number_text(x: float | int) -> str:

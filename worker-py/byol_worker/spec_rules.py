@@ -4,11 +4,11 @@ interpreter, the same as orchestrator/src/spec/rules.ts (test/vectors/spec-resol
 from __future__ import annotations
 
 import copy
-import json
 import os
 from typing import Any
 
 from .contract import presets
+from .spec_error import value_text
 
 _ABSENT = object()
 
@@ -34,10 +34,6 @@ def _set(spec: dict, path: str, value: Any) -> None:
     o[last] = value
 
 
-def _fmt(v: Any) -> str:
-    return f"'{v}'" if isinstance(v, str) else json.dumps(v)
-
-
 def apply_rules(spec: dict, base_dir: str, r: dict | None = None) -> list[tuple[str, str]]:
     """Apply the rules to `spec` (the merged `spec` section) in place; return the issues, in rule order."""
     r = r if r is not None else rules()
@@ -52,7 +48,7 @@ def apply_rules(spec: dict, base_dir: str, r: dict | None = None) -> list[tuple[
     for field, unless in r["requiredUnless"].items():
         other = _get(spec, unless["field"])
         if _get(spec, field) is _ABSENT and other != unless["equals"]:
-            issues.append((f"spec.{field}", f"required when spec.{unless['field']} is {_fmt(other)}"))
+            issues.append((f"spec.{field}", f"required when spec.{unless['field']} is {value_text(other)}"))
     for field in r["paths"]:
         v = _get(spec, field)
         if isinstance(v, str):

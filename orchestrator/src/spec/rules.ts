@@ -6,6 +6,7 @@
 import {resolve as resolvePath} from 'node:path';
 import presets from '../../../contract/presets.json';
 import type {FieldIssue} from '../domain/errors';
+import {fmt} from './validate';
 
 type Obj = Record<string, any>;
 
@@ -29,11 +30,6 @@ function set(spec: Obj, path: string, value: unknown): void {
   let o = spec;
   for (const k of keys) o = (o[k] ??= {});
   o[last] = value;
-}
-
-/** "'npy'" for strings, JSON for the rest (as the schema messages write values). */
-function fmt(v: unknown): string {
-  return typeof v === 'string' ? `'${v}'` : JSON.stringify(v);
 }
 
 /** Applies the rules to `spec` (the merged `spec` section) in place; returns the issues, in rule order. */

@@ -28,8 +28,8 @@ function join(base: string, key: string): string {
   return base ? `${base}.${key}` : key;
 }
 
-/** A schema value as the message shows it: strings quoted with ', numbers as JSON. */
-function fmt(v: unknown): string {
+/** A value as the spec messages show it: strings quoted with ', numbers as JSON. */
+export function fmt(v: unknown): string {
   return typeof v === 'string' ? `'${v}'` : JSON.stringify(v);
 }
 

@@ -1,8 +1,8 @@
 """Standalone training without a coordinator: `python -m byol_worker train --spec job.yaml [--nproc N]`.
 
-The launcher plays the agent's part on one host: it resolves the spec (or takes a resolved one), hosts the rendezvous TCPStore, binds
-the control/report channels and a telemetry PULL, writes one assignment file per rank and spawns the same
-`python -m byol_worker trainer` processes an agent would. Ctrl-C or SIGTERM is relayed to the trainers as
+The launcher plays the agent's part on one host: it resolves the spec (or takes a resolved one), hosts the
+rendezvous TCPStore, binds the control/report channels and a telemetry PULL, writes one assignment file per rank
+and spawns the same `python -m byol_worker trainer` processes an agent would. Ctrl-C or SIGTERM is relayed to the trainers as
 SIGTERM (they agree on a step, checkpoint and exit 75); a second one kills them.
 """
 from __future__ import annotations
@@ -57,7 +57,8 @@ class LocalGroup:
             a = agent_pb2.Assignment(
                 job_id=job_id, generation=generation, rank=rank, world_size=nproc, device_id=dev,
                 rendezvous_address=f"127.0.0.1:{self.store.port}", host_rendezvous=rank == 0,
-                spec_json=json.dumps(resolved), spec_hash=spec_hash, schedule=schedule_from_plan(schedule), resume_checkpoint=resume,
+                spec_json=json.dumps(resolved), spec_hash=spec_hash, schedule=schedule_from_plan(schedule),
+                resume_checkpoint=resume,
                 checkpoint_dir=os.path.abspath(checkpoint_dir), telemetry_address=telemetry_address,
                 stop_at_step=stop_at_step)
             doc = assignment_file(a, f"ipc://{self.dir}/control-{rank}", f"ipc://{self.dir}/report")

@@ -217,8 +217,7 @@ def _main(assignment: str) -> int:
 
 
 def train_in_process(resolved_spec: dict, *, checkpoint_dir: str, resume: str = "", stop_at_step: int = 0,
-                     telemetry_address: str = "", job_id: str = "local", stop: StopFlag | None = None,
-                     spec_hash: str = "") -> RunResult:
+                     telemetry_address: str = "", job_id: str = "local", stop: StopFlag | None = None) -> RunResult:
     """One rank, no subprocess and no process group (tests, notebooks). Raises BadInput on bad input."""
     try:
         n = len(open_dataset(resolved_spec["spec"]["data"], "train"))
@@ -226,8 +225,7 @@ def train_in_process(resolved_spec: dict, *, checkpoint_dir: str, resume: str = 
     except ValueError as e:  # SpecError and DataError are ValueErrors
         raise BadInput(str(e)) from e
     proto = agent_pb2.Assignment(job_id=job_id, generation=1, rank=0, world_size=1,
-                                 spec_json=json.dumps(resolved_spec), spec_hash=spec_hash,
-                                 schedule=schedule_from_plan(p),
+                                 spec_json=json.dumps(resolved_spec), schedule=schedule_from_plan(p),
                                  resume_checkpoint=resume, checkpoint_dir=checkpoint_dir,
                                  telemetry_address=telemetry_address, stop_at_step=stop_at_step)
     return run(from_proto(proto), stop or StopFlag())
