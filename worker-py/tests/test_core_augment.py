@@ -144,6 +144,34 @@ def test_jitter_gate_and_contrast_around_channel_mean():
     torch.testing.assert_close(_run(aug, _const([10, 200, 90])), _nchw(_const([10, 200, 90])), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("semantics", [None, "torchvision"])
+def test_each_image_runs_its_own_four_jitter_ops_in_its_own_order(semantics):
+    """The batched jitter against a loop over images that applies each image's ops one by one, in its order."""
+    sem = TV if semantics else None
+    aug = ViewAugment({**OFF, "jitterProb": 0.8, "brightness": 0.4, "contrast": 0.4, "saturation": 0.2,
+                       "hue": 0.1}, 32, IDENTITY_NORM, semantics=sem)
+    x = _rand(n=24)
+    p = aug.sample(24, torch.Generator().manual_seed(6))
+    assert len({tuple(o) for o in p.order.tolist()}) > 8  # many different orders in the batch
+    gray_w = torch.tensor([0.2989, 0.5870, 0.1140]).view(1, 3, 1, 1)
+    expected = []
+    for i, img in enumerate(_nchw(x).split(1)):
+        for op in p.order[i].tolist():
+            if op == 0:
+                img = (img * p.brightness[i] if semantics else img + p.brightness[i]).clamp(0, 1)
+            elif op == 1:
+                mean = ((img * gray_w).sum(1, keepdim=True) if semantics else img).mean(dim=(2, 3), keepdim=True)
+                img = ((img - mean) * p.contrast[i] + mean).clamp(0, 1)
+            elif op == 2 and semantics:
+                luma = (img * gray_w).sum(1, keepdim=True)
+                img = ((img - luma) * p.saturation[i] + luma).clamp(0, 1)
+            else:
+                sat, hue = (p.saturation[i:i + 1], torch.zeros(1)) if op == 2 else (torch.ones(1), p.hue[i:i + 1])
+                img = adjust_hsv(img, sat, hue)
+        expected.append(img)
+    torch.testing.assert_close(aug.apply(x, p), torch.cat(expected), atol=1e-5, rtol=0)
+
+
 def test_hsv_round_trip_and_hue_saturation():
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(hsv_to_rgb(*rgb_to_hsv(x)), x, atol=1e-5, rtol=0)

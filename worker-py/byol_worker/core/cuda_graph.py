@@ -61,7 +61,8 @@ class GraphedStep:
         step, main = self.step, torch.cuda.current_stream()
         self.side.wait_stream(main)
         with torch.cuda.stream(self.side):
-            stats = step.forward_backward(v1, v2)
+            # no autocast cache, as in the capture: a compiled network would otherwise recompile while capturing
+            stats = step.forward_backward(v1, v2, autocast_cache=False)
             if step.before_update is not None:
                 step.before_update()
             step.update(self.lr, self.tau)
