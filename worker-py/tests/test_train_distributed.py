@@ -24,6 +24,8 @@ THREE_STEPS = {"data": {"numSamples": 48}, "train": {"globalBatch": 16, "seed": 
                "augment": {"semantics": {"crop": "single-draw", "resample": "bicubic", "brightness": "additive",
                                          "contrast": "channel-mean", "saturation": "hsv"}}}
 
+SYNC_BN_ROUNDING = 0.25  # of each tensor's own change: fp32 rounding in synced batch norm, amplified (see below)
+
 
 def _init_state(spec: dict) -> dict:
     from byol_worker.core.model import build_model
@@ -46,24 +48,26 @@ def _assert_same(a: dict, b: dict, init: dict, names, frac: float):
 def test_two_ranks_match_one_rank(tmp_path, sync_bn):
     """SyncBN on: 2 ranks x b == 1 rank x 2b. SyncBN off: 2 ranks x b == 1 rank x b with 2 accumulation
     steps (BN statistics per micro-batch in both). Same parameters after 3 steps, fp32."""
-    two = resolved(tiny_doc(spec=dict(THREE_STEPS, train={"globalBatch": 16, "syncBatchNorm": sync_bn})))
+    two = resolved(tiny_doc(spec=dict(THREE_STEPS, train={**THREE_STEPS["train"], "syncBatchNorm": sync_bn})))
     codes, metrics, _ = run_group(two, 2, tmp_path / "two")
     assert codes == [0, 0]
     assert sorted({m.step for m in metrics}) == [0, 1, 2] and {m.rank for m in metrics} == {0, 1}
     # each rank reports its wait for the other in the step's collectives (sync_wait.py); never more than the step
     assert all(0 <= m.sync_wait_ms <= m.step_time_s * 1000 + 1 for m in metrics)
     assert any(m.sync_wait_ms > 0 for m in metrics)
-    one = resolved(tiny_doc(spec=dict(THREE_STEPS, train={"globalBatch": 16, "microBatch": 0 if sync_bn else 8})))
+    one = resolved(tiny_doc(spec=dict(THREE_STEPS, train={**THREE_STEPS["train"], "microBatch": 0 if sync_bn else 8})))
     r = train_in_process(one, checkpoint_dir=str(tmp_path / "one"))
     assert r.exit_code == 0 and r.step == 3
     a = load_model_state(tmp_path / "two" / "step-000000003")
     b = load_model_state(tmp_path / "one" / "step-000000003")
     init = _init_state(one)
-    # local BN: bit-identical arithmetic (DDP's mean of 2 = accumulation's sum of halves); synced BN sums in
-    # another order, so fp32 rounding differs: within 2% of each tensor's own 3-step change
-    _assert_same(a, b, init, param_names(one), 0.02 if sync_bn else 0.0)
+    # local BN: bit-identical arithmetic (DDP's mean of 2 = accumulation's sum of halves). Synced BN sums in another
+    # order, and this ill-conditioned net amplifies fp32 rounding unevenly: over train seeds 0-3 the largest
+    # difference was 0.07% to 8.7% of a tensor's own 3-step change (2026-12-01). Batch norm left per rank, the bug
+    # this guards against, gives 240-320%; the exact arithmetic is the fp64 test's.
+    _assert_same(a, b, init, param_names(one), SYNC_BN_ROUNDING if sync_bn else 0.0)
     if sync_bn:  # running statistics over the global batch too
-        _assert_same(a, b, init, [n for n in a if "running_" in n], 0.02)
+        _assert_same(a, b, init, [n for n in a if "running_" in n], SYNC_BN_ROUNDING)
     # the mean of the two ranks' losses is the one-rank loss of each step (same samples, same views)
     for k in range(3):
         mean = sum(m.loss for m in metrics if m.step == k) / 2
