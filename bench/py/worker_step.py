@@ -1,6 +1,6 @@
 """Worker step benchmark (docs/architecture.md §10): our step versus a plain PyTorch BYOL reference, same model.
 
-    .venv/bin/python bench/py/worker_step.py [--only r18|r18-fp32|r50] [--quick]
+    .venv/bin/python bench/py/worker_step.py [--only r18|r18-fp32|r18-compile|r50] [--quick]
 
 Runs `python -m byol_worker bench --json` (worker-py/byol_worker/bench.py, see bench/worker.md) for each
 configuration below, one after another, and collects the rows: full step with on-device augmentation,
@@ -24,6 +24,10 @@ CONFIGS = {
     # our path forced to fp32: separates what bf16 buys from the rest (batching, channels-last, foreach EMA)
     "r18-fp32": ["--model", "resnet18-cifar", "--batch", "128", "--steps", "5", "--warmup", "1", "--threads", "2",
                  "--precision", "fp32", "--no-reference"],
+    # train.compile: true (inductor's fused kernels for batch norm, ReLU and the elementwise backward); the
+    # first (warm-up) step pays the compile
+    "r18-compile": ["--model", "resnet18-cifar", "--batch", "128", "--steps", "5", "--warmup", "1", "--threads", "2",
+                    "--loader-workers", "2", "--compile"],
     "r50": ["--model", "resnet50", "--batch", "64", "--steps", "3", "--warmup", "1", "--threads", "2",
             "--loader-workers", "2"],
 }
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     watch = LoadWatch()
     names = a.only or list(CONFIGS)
+    if a.quick:  # a compile alone takes minutes
+        names = [n for n in names if "--compile" not in CONFIGS[n]]
     out = {}
     for name in names:
         flags = CONFIGS[name]
