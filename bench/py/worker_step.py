@@ -17,17 +17,17 @@ import sys
 
 from common import PYTHON, REPO, LoadWatch, log, setup_logging, write_result
 
+R18 = ["--model", "resnet18-cifar", "--batch", "128", "--steps", "5", "--warmup", "1", "--threads", "2",
+       "--loader-workers", "2"]
 CONFIGS = {
     # name: bench flags
-    "r18": ["--model", "resnet18-cifar", "--batch", "128", "--steps", "5", "--warmup", "1", "--threads", "2",
-            "--loader-workers", "2"],
+    "r18": R18,
     # our path forced to fp32: separates what bf16 buys from the rest (batching, channels-last, foreach EMA)
     "r18-fp32": ["--model", "resnet18-cifar", "--batch", "128", "--steps", "5", "--warmup", "1", "--threads", "2",
                  "--precision", "fp32", "--no-reference"],
     # train.compile: true (inductor's fused kernels for batch norm, ReLU and the elementwise backward); the
     # first (warm-up) step pays the compile
-    "r18-compile": ["--model", "resnet18-cifar", "--batch", "128", "--steps", "5", "--warmup", "1", "--threads", "2",
-                    "--loader-workers", "2", "--compile"],
+    "r18-compile": [*R18, "--compile"],
     "r50": ["--model", "resnet50", "--batch", "64", "--steps", "3", "--warmup", "1", "--threads", "2",
             "--loader-workers", "2"],
 }
