@@ -44,7 +44,7 @@ case "$stage" in
     fi
     export PYTHONPATH=/tmp/site:$PWD/worker-py
     python3 bench/py/gpu_run.py run --specs .gpu/specs --data .gpu/data --out "$OUT" \
-      --stages "${STAGES:-tests bench quality}" --limit "${LIMIT:-540}"
+      ${STAGES:+--stages "$STAGES"} ${LIMIT:+--limit "$LIMIT"}
     ;;
   record)
     shift

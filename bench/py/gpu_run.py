@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--specs", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--stages", default="tests bench peers quality")
+    p.add_argument("--stages", default="tests bench quality")  # gpu.sh's STAGES, when set, replaces it
     p.add_argument("--limit", type=float, default=540)
     p = sub.add_parser("train-one")  # one quality run, in its own process (stage_quality)
     p.add_argument("--spec", required=True)
