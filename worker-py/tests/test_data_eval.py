@@ -185,10 +185,36 @@ def test_knn_cli_on_export_checkpoint_and_random_init(tmp_path, capsys):
     assert results[2]["encoder"] == "random-init" and results[2]["queries"] == 20
     for r in results:   # three colour classes are easy even for these encoders
         assert r["top1"] > 0.6 and 0 <= r["linearTop1"] <= 1
+    assert knn.main(["--raw-pixels", "--encoder", out, "--image-size", "16", "--data", str(data)]) == 2
+    assert "--raw-pixels" in capsys.readouterr().err
+    assert knn.main(["--raw-pixels", "--data", str(data)]) == 2
+    assert "--image-size" in capsys.readouterr().err
     assert knn.main(["--encoder", str(tmp_path / "nope.pt"), "--data", str(data)]) == 2
     assert "no such encoder file" in capsys.readouterr().err
     assert knn.main(["--encoder", out, "--width", "0.25", "--data", str(data)]) == 2
     assert "does not match backbone resnet18-cifar width 0.25" in capsys.readouterr().err
+
+
+def test_knn_cli_raw_pixels_is_nearest_neighbour_on_the_normalised_pixels(tmp_path, capsys):
+    """Random images with random labels: the accuracy depends on every pixel, and is computed here by hand (k = 1)."""
+    rng = np.random.default_rng(1)
+    images = {p: rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8) for p, n in (("train", 50), ("test", 40))}
+    labels = {p: rng.integers(0, 4, len(x)).astype(np.int64) for p, x in images.items()}
+    for p in images:
+        np.save(tmp_path / f"{p}_images.npy", images[p])
+        np.save(tmp_path / f"{p}_labels.npy", labels[p])
+    norm = knn.presets()["presets"]["byol-cifar"]["augment"]["normalize"]
+
+    def features(x):
+        f = ((x / 255.0 - np.array(norm["mean"])) / np.array(norm["std"])).reshape(len(x), -1)
+        return f / np.linalg.norm(f, axis=1, keepdims=True)
+    nearest = (features(images["test"]) @ features(images["train"]).T).argmax(1)
+    expected = float((labels["train"][nearest] == labels["test"]).mean())
+    assert knn.main(["--raw-pixels", "--image-size", "8", "--preset", "byol-cifar", "--data", str(tmp_path),
+                     "--k", "1", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["encoder"] == "raw-pixels" and r["queries"] == 40
+    assert r["top1"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_knn_cli_on_real_cifar_subset(capsys):

@@ -6,6 +6,7 @@ summed, the prediction is the argmax. Evaluation images get no augmentation, onl
 
     python -m byol_worker knn --encoder encoder.pt --data ../shared/data/cifar10-jpeg --json
     python -m byol_worker knn --random-init --backbone resnet18-cifar --data DIR   # untrained baseline
+    python -m byol_worker knn --raw-pixels --image-size 32 --preset byol-cifar --data DIR   # pixel baseline
     python -m byol_worker knn --encoder CKPT_DIR/step-000000500 --data DIR --linear-probe
 """
 from __future__ import annotations
@@ -190,6 +191,15 @@ def load_encoder(path: str | None, backbone: str | None, width: float | None, im
     return enc, info
 
 
+def raw_pixels(args: argparse.Namespace) -> tuple[torch.nn.Module, dict]:
+    """The pixels themselves as features (the trainer's raw-pixel baseline): no encoder, so no backbone or width."""
+    if args.encoder or args.random_init:
+        raise SpecError([("--raw-pixels", "evaluates no encoder; drop --encoder / --random-init")])
+    if not args.image_size:
+        raise SpecError([("--image-size", "--raw-pixels needs the size the images are compared at (32 for CIFAR)")])
+    return torch.nn.Flatten(), {"source": "raw-pixels", "backbone": None, "width": None, "imageSize": args.image_size}
+
+
 def _dataset(folder: str, split: str, image_size: int):
     fmt = "npy" if os.path.isfile(os.path.join(folder, "train_images.npy")) or \
         os.path.isfile(os.path.join(folder, "test_images.npy")) else "image-folder"
@@ -201,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "of an encoder: bank = train split of --data, queries = eval split")
     ap.add_argument("--encoder", help="exported encoder .pt (with .json sidecar) or a checkpoint step-<k> folder")
     ap.add_argument("--random-init", action="store_true", help="evaluate an untrained encoder (baseline)")
+    ap.add_argument("--raw-pixels", action="store_true", help="evaluate the normalised, flattened pixels at "
+                    "--image-size (baseline; --preset picks the normalisation)")
     ap.add_argument("--data", required=True, help="npy folder (train_/test_*.npy) or image class folders")
     ap.add_argument("--eval-data", help="image-folder queries (default: --data; npy uses test_*.npy)")
     ap.add_argument("--backbone", help="default: from the sidecar/checkpoint")
@@ -222,11 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         print("knn: --k must be >= 1 and --temperature > 0", file=sys.stderr)
         return 2
     try:
-        enc, info = load_encoder(args.encoder, args.backbone, args.width, args.image_size, args.random_init, args.seed)
+        if args.raw_pixels:
+            enc, info = raw_pixels(args)
+        else:
+            enc, info = load_encoder(args.encoder, args.backbone, args.width, args.image_size, args.random_init,
+                                     args.seed)
         norm = info.get("normalize")
         if args.preset or not norm:
             p = presets()
-            name = args.preset or ("byol-cifar" if info["backbone"].endswith("-cifar") else p["defaultPreset"])
+            name = args.preset or ("byol-cifar" if str(info["backbone"]).endswith("-cifar") else p["defaultPreset"])
             norm = p["presets"][name].get("augment", {}).get("normalize") or p["defaults"]["augment"]["normalize"]
         size = int(info["imageSize"])
         bank_ds = _dataset(args.data, "train", size)
