@@ -90,16 +90,18 @@ def test_to_input_normalises_and_features_use_eval_mode():
     assert torch.allclose(feats.norm(dim=1), torch.ones(8))
 
 
+def _blobs(rng, centers: np.ndarray, n: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """n points around the given class centres (noise sd 1.2), times scale, with their labels."""
+    y = rng.integers(0, len(centers), n)
+    return ((centers[y] + rng.normal(0, 1.2, (n, centers.shape[1]))) * scale).astype(np.float32), y
+
+
 def test_linear_probe_matches_scikit_learn():
     from sklearn.linear_model import LogisticRegression
     rng = np.random.default_rng(0)
     centers = rng.normal(0, 1.0, (4, 16))
-
-    def blobs(n):
-        y = rng.integers(0, 4, n)
-        return (centers[y] + rng.normal(0, 1.2, (n, 16))).astype(np.float32), y
-    xtr, ytr = blobs(400)
-    xte, yte = blobs(400)
+    xtr, ytr = _blobs(rng, centers, 400)
+    xte, yte = _blobs(rng, centers, 400)
     wd = 1e-2
     # sklearn minimises 0.5||w||^2 + C * sum(CE); ours mean(CE) + wd/2 ||w||^2  ->  C = 1 / (wd * n)
     sk = LogisticRegression(C=1 / (wd * 400), max_iter=1000, tol=1e-8).fit(xtr, ytr)
@@ -118,11 +120,7 @@ def test_linear_probe_chooses_its_penalty_on_a_validation_split():
     from sklearn.linear_model import LogisticRegression
     rng = np.random.default_rng(1)
     centers = rng.normal(0, 1.0, (4, 16))
-
-    def blobs(n):
-        y = rng.integers(0, 4, n)
-        return torch.tensor((centers[y] + rng.normal(0, 1.2, (n, 16))) * 0.001, dtype=torch.float32), torch.tensor(y)
-    (xtr, ytr), (xte, yte) = blobs(600), blobs(400)
+    (xtr, ytr), (xte, yte) = [map(torch.tensor, _blobs(rng, centers, n, scale=0.001)) for n in (600, 400)]
     fixed = linear_probe(xtr, ytr, xte, yte, 4, weight_decay=1e-4)
     chosen = linear_probe(xtr, ytr, xte, yte, 4)
     weak = LogisticRegression(C=1e6, max_iter=5000, tol=1e-10).fit(xtr.numpy(), ytr.numpy()).score(xte.numpy(), yte.numpy())
