@@ -10,7 +10,8 @@ import torch
 from byol_worker.evaluate import export, knn
 from byol_worker.core import checkpoint
 from byol_worker.data.loading import SyntheticDataset
-from byol_worker.evaluate.knn import extract_features, fit_logistic, knn_eval, knn_predict, linear_probe, to_input
+from byol_worker.evaluate.knn import extract_features, knn_eval, knn_predict, to_input
+from byol_worker.evaluate.probe import fit_logistic, linear_probe
 from byol_worker.core.model import build_encoder, build_model
 from byol_worker.spec import load_spec
 

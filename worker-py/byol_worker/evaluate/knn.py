@@ -1,4 +1,5 @@
-"""Evaluation of a BYOL encoder: the kNN monitor (docs/algorithm.md §7, lightly's protocol) and a linear probe.
+"""Evaluation of a BYOL encoder: the kNN monitor (docs/algorithm.md §7, lightly's protocol), and the `knn` CLI,
+which also runs the linear probe (probe.py) on the same features.
 
 kNN: L2-normalised features of the ONLINE encoder in eval mode; bank = train split, queries = eval split;
 cosine similarity, the top k (200) neighbours vote with weight exp(sim / T) (T = 0.1), class scores are
@@ -28,6 +29,7 @@ from ..core.model import build_encoder
 from ..data import loading as data_mod
 from ..spec import SpecError
 from . import export
+from .probe import linear_probe
 
 log = logging.getLogger("byol.evaluate")
 
@@ -82,22 +84,35 @@ def capped_indices(n: int, cap: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
 
 
+def eval_features(encoder, bank_ds, query_ds, mean, std, image_size: int, bank_size: int = 0, query_size: int = 0,
+                  device="cpu", batch_size: int = 256) -> tuple[torch.Tensor, ...]:
+    """(bank, bank labels, queries, query labels): the features of the capped bank and query splits."""
+    bank = extract_features(encoder, bank_ds, capped_indices(len(bank_ds), bank_size), mean, std, image_size, device,
+                            batch_size)
+    queries = extract_features(encoder, query_ds, capped_indices(len(query_ds), query_size), mean, std, image_size,
+                               device, batch_size)
+    return (*bank, *queries)
+
+
+def num_classes(bank_y: torch.Tensor, q_y: torch.Tensor) -> int:
+    return int(max(bank_y.max(), q_y.max())) + 1
+
+
+def knn_score(bank, bank_y, q, q_y, k: int = 200, temperature: float = 0.1) -> dict:
+    """kNN top-1 of the queries against the bank; returns {top1, bank, queries, k, temperature}."""
+    with torch.autocast(bank.device.type, enabled=False):  # similarities in fp32 even inside bf16 autocast
+        pred = knn_predict(bank, bank_y, q, num_classes(bank_y, q_y), k, temperature)
+    top1 = (pred == q_y).float().mean().item()
+    log.debug("kNN: %d queries against a bank of %d, k=%d, T=%g: top-1 %.4f", len(q), len(bank), k, temperature, top1)
+    return {"top1": top1, "bank": len(bank), "queries": len(q), "k": k, "temperature": temperature}
+
+
 def knn_eval(encoder, bank_ds, query_ds, mean, std, image_size: int, k: int = 200, temperature: float = 0.1,
              bank_size: int = 0, query_size: int = 0, device="cpu", batch_size: int = 256) -> dict:
     """Run the kNN monitor; returns {top1, bank, queries, k, temperature, seconds}."""
     t0 = time.monotonic()
-    bank_idx = capped_indices(len(bank_ds), bank_size)
-    query_idx = capped_indices(len(query_ds), query_size)
-    bank, bank_y = extract_features(encoder, bank_ds, bank_idx, mean, std, image_size, device, batch_size)
-    q, q_y = extract_features(encoder, query_ds, query_idx, mean, std, image_size, device, batch_size)
-    num_classes = int(max(bank_y.max(), q_y.max())) + 1
-    with torch.autocast(bank.device.type, enabled=False):  # similarities in fp32 even inside bf16 autocast
-        pred = knn_predict(bank, bank_y, q, num_classes, k, temperature)
-    top1 = (pred == q_y).float().mean().item()
-    log.debug("kNN: %d queries against a bank of %d, k=%d, T=%g: top-1 %.4f", len(query_idx), len(bank_idx), k,
-              temperature, top1)
-    return {"top1": top1, "bank": len(bank_idx), "queries": len(query_idx), "k": k,
-            "temperature": temperature, "seconds": round(time.monotonic() - t0, 3)}
+    feats = eval_features(encoder, bank_ds, query_ds, mean, std, image_size, bank_size, query_size, device, batch_size)
+    return {**knn_score(*feats, k, temperature), "seconds": round(time.monotonic() - t0, 3)}
 
 
 def knn_monitor(encoder, resolved: dict, device="cpu", batch_size: int = 256, datasets=None) -> dict:
@@ -118,68 +133,6 @@ def knn_baselines(encoder, resolved: dict, device="cpu", batch_size: int = 256) 
     datasets = (data_mod.open_dataset(s["data"], "train"), data_mod.open_dataset(s["data"], "eval"))  # once for both
     return {"knn_top1_random_init": knn_monitor(encoder, resolved, device, batch_size, datasets)["top1"],
             "knn_top1_raw_pixels": knn_monitor(torch.nn.Flatten(), resolved, device, batch_size, datasets)["top1"]}
-
-
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float = 1e-4,
-                 max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Multinomial logistic regression by L-BFGS on x's device: minimises
-    mean cross-entropy + weight_decay/2 * ||W||^2 (bias not penalised). Returns (W, b, final loss)."""
-    W = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
-    b = torch.zeros(num_classes, device=x.device, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=1e-7,
-                            tolerance_change=1e-10, line_search_fn="strong_wolfe")
-
-    def objective():
-        return F.cross_entropy(x @ W + b, y) + 0.5 * weight_decay * (W * W).sum()
-
-    def closure():
-        opt.zero_grad()
-        loss = objective()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    with torch.no_grad():
-        return W.detach(), b.detach(), float(objective())
-
-
-# The paper picks the probe's L2 penalty from log-spaced values in [1e-6, 1e5] on a validation split [P App. D.2];
-# one per decade here (45 in the paper), on 10% of the train split (CIFAR-10's 5,000 of 50,000).
-PROBE_WEIGHT_DECAYS = tuple(10.0 ** e for e in range(-6, 6))
-PROBE_VAL_FRACTION = 0.1
-
-
-def _accuracy(x: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> float:
-    with torch.no_grad():
-        return ((x @ W + b).argmax(1) == y).float().mean().item()
-
-
-def select_weight_decay(x: torch.Tensor, y: torch.Tensor, num_classes: int, max_iter: int = 100,
-                        grid: tuple = PROBE_WEIGHT_DECAYS, seed: int = 0) -> float:
-    """The penalty of PROBE_WEIGHT_DECAYS with the best accuracy on a held-out PROBE_VAL_FRACTION of (x, y), fitted
-    on the rest; ties go to the larger penalty."""
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed)).to(x.device)
-    n_val = max(1, int(len(y) * PROBE_VAL_FRACTION))
-    val, fit = perm[:n_val], perm[n_val:]
-    scores = [(_accuracy(x[val], y[val], *fit_logistic(x[fit], y[fit], num_classes, wd, max_iter)[:2]), wd)
-              for wd in grid]
-    return max(scores)[1]
-
-
-def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-                 num_classes: int, weight_decay: float | None = None, max_iter: int = 100) -> dict:
-    """Linear probe on frozen features, the paper's transfer protocol [P App. D.2]: the L2 penalty is chosen on a
-    validation split of the train features (select_weight_decay) unless given, then the probe is refitted on all
-    of them.
-
-    Returns {top1, train_top1, loss, weight_decay}.
-    """
-    if weight_decay is None:
-        weight_decay = select_weight_decay(train_x, train_y, num_classes, max_iter)
-    W, b, loss = fit_logistic(train_x, train_y, num_classes, weight_decay, max_iter)
-    return {"top1": _accuracy(test_x, test_y, W, b), "train_top1": _accuracy(train_x, train_y, W, b), "loss": loss,
-            "weight_decay": weight_decay}
 
 
 # ---------------------------------------------------------------- CLI
@@ -275,13 +228,13 @@ def main(argv: list[str] | None = None) -> int:
         query_ds = _dataset(args.eval_data or args.data, "eval", size)
         args.device = pick_device(args.device)
         enc.to(args.device)
-        out = knn_eval(enc, bank_ds, query_ds, norm["mean"], norm["std"], size, args.k, args.temperature,
-                       args.bank_size, args.query_size, args.device, args.batch_size)
-        if args.linear_probe:
-            tr_i, te_i = capped_indices(len(bank_ds), args.bank_size), capped_indices(len(query_ds), args.query_size)
-            tx, ty = extract_features(enc, bank_ds, tr_i, norm["mean"], norm["std"], size, args.device, args.batch_size)
-            qx, qy = extract_features(enc, query_ds, te_i, norm["mean"], norm["std"], size, args.device, args.batch_size)
-            probe = linear_probe(tx, ty, qx, qy, int(max(ty.max(), qy.max())) + 1)
+        t0 = time.monotonic()
+        feats = eval_features(enc, bank_ds, query_ds, norm["mean"], norm["std"], size, args.bank_size,
+                              args.query_size, args.device, args.batch_size)
+        out = {**knn_score(*feats, args.k, args.temperature), "seconds": round(time.monotonic() - t0, 3)}
+        if args.linear_probe:  # on the same features
+            tx, ty, qx, qy = feats
+            probe = linear_probe(tx, ty, qx, qy, num_classes(ty, qy))
             out.update(linearTop1=probe["top1"], linearWeightDecay=probe["weight_decay"])
     except (SpecError, ValueError) as e:  # SpecError/DataError/ExportError: the message names the input
         print(f"knn: {e}", file=sys.stderr)
